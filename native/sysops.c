@@ -1,0 +1,214 @@
+// Syscalls the server needs and Node does not offer: no-follow xattrs, utimensat with
+// nanoseconds and UTIME_OMIT, stat straight into fuse-native's int64 layout, statvfs,
+// syncfs and umount2. Every call returns 0/size or -errno instead of throwing, so the
+// FUSE handlers can hand the result to the kernel as is, and a miss costs no exception.
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define PATH_BUF 4096
+#define NAME_BUF 256
+
+static napi_value ret_int(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int64(env, v, &out);
+  return out;
+}
+
+static int get_str(napi_env env, napi_value v, char *buf, size_t cap) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok) return -EINVAL;
+  if (len >= cap - 1) return -ENAMETOOLONG;
+  return 0;
+}
+
+// A Buffer, a TypedArray, or null/undefined (a size query).
+static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_null || t == napi_undefined) { *data = NULL; *len = 0; return 0; }
+  bool is;
+  napi_is_buffer(env, v, &is);
+  if (is) return napi_get_buffer_info(env, v, data, len) == napi_ok ? 0 : -EINVAL;
+  napi_is_typedarray(env, v, &is);
+  if (is) {
+    napi_typedarray_type tt; size_t n; napi_value ab; size_t off;
+    if (napi_get_typedarray_info(env, v, &tt, &n, data, &ab, &off) != napi_ok) return -EINVAL;
+    size_t el = (tt == napi_bigint64_array || tt == napi_biguint64_array || tt == napi_float64_array) ? 8 : (tt == napi_int32_array || tt == napi_uint32_array || tt == napi_float32_array) ? 4 : (tt == napi_int16_array || tt == napi_uint16_array) ? 2 : 1;
+    *len = n * el;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+#define ARGS(n) \
+  size_t argc = n; napi_value argv[n]; \
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+
+#define PATH_ARG(var, i) \
+  char var[PATH_BUF]; \
+  { int e_ = get_str(env, argv[i], var, sizeof(var)); if (e_) return ret_int(env, e_); }
+
+static void fill_stat(int64_t *v, const struct stat *st) {
+  v[0] = st->st_mode; v[1] = st->st_uid; v[2] = st->st_gid; v[3] = st->st_size;
+  v[4] = (int64_t) st->st_dev; v[5] = (int64_t) st->st_nlink; v[6] = (int64_t) st->st_ino;
+  v[7] = (int64_t) st->st_rdev; v[8] = st->st_blksize; v[9] = st->st_blocks;
+  v[10] = st->st_atim.tv_sec; v[11] = st->st_atim.tv_nsec;
+  v[12] = st->st_mtim.tv_sec; v[13] = st->st_mtim.tv_nsec;
+  v[14] = st->st_ctim.tv_sec; v[15] = st->st_ctim.tv_nsec;
+}
+
+static napi_value stat_into(napi_env env, napi_value arr, const struct stat *st) {
+  void *data; size_t len;
+  if (get_bytes(env, arr, &data, &len) || len < 16 * 8 || data == NULL) return ret_int(env, -EINVAL);
+  fill_stat((int64_t *) data, st);
+  return ret_int(env, 0);
+}
+
+// lstat(path, BigInt64Array(16)) -> 0 | -errno
+static napi_value m_lstat(napi_env env, napi_callback_info info) {
+  ARGS(2) PATH_ARG(path, 0)
+  struct stat st;
+  if (lstat(path, &st) < 0) return ret_int(env, -errno);
+  return stat_into(env, argv[1], &st);
+}
+
+// fstat(fd, BigInt64Array(16)) -> 0 | -errno
+static napi_value m_fstat(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) return ret_int(env, -EINVAL);
+  struct stat st;
+  if (fstat(fd, &st) < 0) return ret_int(env, -errno);
+  return stat_into(env, argv[1], &st);
+}
+
+// statvfs(path, BigUint64Array(11)) -> 0 | -errno
+static napi_value m_statvfs(napi_env env, napi_callback_info info) {
+  ARGS(2) PATH_ARG(path, 0)
+  void *data; size_t len;
+  if (get_bytes(env, argv[1], &data, &len) || len < 11 * 8 || data == NULL) return ret_int(env, -EINVAL);
+  struct statvfs s;
+  if (statvfs(path, &s) < 0) return ret_int(env, -errno);
+  uint64_t *v = data;
+  v[0] = s.f_bsize; v[1] = s.f_frsize; v[2] = s.f_blocks; v[3] = s.f_bfree; v[4] = s.f_bavail;
+  v[5] = s.f_files; v[6] = s.f_ffree; v[7] = s.f_favail; v[8] = s.f_fsid; v[9] = s.f_flag;
+  v[10] = s.f_namemax;
+  return ret_int(env, 0);
+}
+
+// lgetxattr(path, name, buf|null) -> size | -errno
+static napi_value m_lgetxattr(napi_env env, napi_callback_info info) {
+  ARGS(3) PATH_ARG(path, 0)
+  char name[NAME_BUF];
+  { int e = get_str(env, argv[1], name, sizeof(name)); if (e) return ret_int(env, e == -ENAMETOOLONG ? -ERANGE : e); }
+  void *data; size_t len;
+  if (get_bytes(env, argv[2], &data, &len)) return ret_int(env, -EINVAL);
+  ssize_t r = lgetxattr(path, name, data, len);
+  return ret_int(env, r < 0 ? -errno : r);
+}
+
+// llistxattr(path, buf|null) -> size | -errno
+static napi_value m_llistxattr(napi_env env, napi_callback_info info) {
+  ARGS(2) PATH_ARG(path, 0)
+  void *data; size_t len;
+  if (get_bytes(env, argv[1], &data, &len)) return ret_int(env, -EINVAL);
+  ssize_t r = llistxattr(path, data, len);
+  return ret_int(env, r < 0 ? -errno : r);
+}
+
+// lsetxattr(path, name, buf, flags) -> 0 | -errno
+static napi_value m_lsetxattr(napi_env env, napi_callback_info info) {
+  ARGS(4) PATH_ARG(path, 0)
+  char name[NAME_BUF];
+  { int e = get_str(env, argv[1], name, sizeof(name)); if (e) return ret_int(env, e == -ENAMETOOLONG ? -ERANGE : e); }
+  void *data; size_t len;
+  if (get_bytes(env, argv[2], &data, &len)) return ret_int(env, -EINVAL);
+  int32_t flags = 0;
+  napi_get_value_int32(env, argv[3], &flags);
+  int r = lsetxattr(path, name, data ? data : "", len, flags);
+  return ret_int(env, r < 0 ? -errno : 0);
+}
+
+// lremovexattr(path, name) -> 0 | -errno
+static napi_value m_lremovexattr(napi_env env, napi_callback_info info) {
+  ARGS(2) PATH_ARG(path, 0)
+  char name[NAME_BUF];
+  { int e = get_str(env, argv[1], name, sizeof(name)); if (e) return ret_int(env, e == -ENAMETOOLONG ? -ERANGE : e); }
+  int r = lremovexattr(path, name);
+  return ret_int(env, r < 0 ? -errno : 0);
+}
+
+// lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) -> 0 | -errno.
+// Nanoseconds may be UTIME_NOW or UTIME_OMIT; never follows a final symlink.
+static napi_value m_lutimens(napi_env env, napi_callback_info info) {
+  ARGS(5) PATH_ARG(path, 0)
+  int64_t v[4];
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) return ret_int(env, -EINVAL);
+  }
+  struct timespec ts[2] = { { v[0], v[1] }, { v[2], v[3] } };
+  int r = utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+  return ret_int(env, r < 0 ? -errno : 0);
+}
+
+// syncfs(path) -> 0 | -errno: flush the filesystem that holds path.
+static napi_value m_syncfs(napi_env env, napi_callback_info info) {
+  ARGS(1) PATH_ARG(path, 0)
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ret_int(env, -errno);
+  int r = syncfs(fd);
+  int e = errno;
+  close(fd);
+  return ret_int(env, r < 0 ? -e : 0);
+}
+
+// umount2(target, flags) -> 0 | -errno
+static napi_value m_umount2(napi_env env, napi_callback_info info) {
+  ARGS(2) PATH_ARG(path, 0)
+  int32_t flags = 0;
+  napi_get_value_int32(env, argv[1], &flags);
+  int r = umount2(path, flags);
+  return ret_int(env, r < 0 ? -errno : 0);
+}
+
+static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+static void export_int(napi_env env, napi_value exports, const char *name, int64_t v) {
+  napi_set_named_property(env, exports, name, ret_int(env, v));
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  export_fn(env, exports, "lstat", m_lstat);
+  export_fn(env, exports, "fstat", m_fstat);
+  export_fn(env, exports, "statvfs", m_statvfs);
+  export_fn(env, exports, "lgetxattr", m_lgetxattr);
+  export_fn(env, exports, "llistxattr", m_llistxattr);
+  export_fn(env, exports, "lsetxattr", m_lsetxattr);
+  export_fn(env, exports, "lremovexattr", m_lremovexattr);
+  export_fn(env, exports, "lutimens", m_lutimens);
+  export_fn(env, exports, "syncfs", m_syncfs);
+  export_fn(env, exports, "umount2", m_umount2);
+  export_int(env, exports, "UTIME_NOW", UTIME_NOW);
+  export_int(env, exports, "UTIME_OMIT", UTIME_OMIT);
+  export_int(env, exports, "MNT_DETACH", MNT_DETACH);
+  export_int(env, exports, "MNT_FORCE", MNT_FORCE);
+  export_int(env, exports, "XATTR_CREATE", XATTR_CREATE);
+  export_int(env, exports, "XATTR_REPLACE", XATTR_REPLACE);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
