@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #define PATH_BUF 4096
@@ -181,6 +182,51 @@ static napi_value m_umount2(napi_env env, napi_callback_info info) {
   return ret_int(env, r < 0 ? -errno : 0);
 }
 
+// readdir(path) -> [names[], BigInt64Array(16 * n)] | -errno. Each entry's slots carry the
+// d_type as st_mode type bits and d_ino as st_ino (what readdir(3) knows without a stat),
+// with "." and ".." included, as a passthrough must show them.
+static napi_value m_readdir(napi_env env, napi_callback_info info) {
+  ARGS(1) PATH_ARG(path, 0)
+  DIR *d = opendir(path);
+  if (d == NULL) return ret_int(env, -errno);
+  size_t cap = 64, n = 0;
+  int64_t *slots = calloc(cap * 16, sizeof(int64_t));
+  napi_value names;
+  napi_create_array(env, &names);
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(d)) != NULL) {
+    if (n == cap) {
+      cap *= 2;
+      int64_t *grown = realloc(slots, cap * 16 * sizeof(int64_t));
+      if (grown == NULL) { free(slots); closedir(d); return ret_int(env, -ENOMEM); }
+      slots = grown;
+    }
+    int64_t *v = slots + n * 16;
+    memset(v, 0, 16 * sizeof(int64_t));
+    v[0] = de->d_type == DT_UNKNOWN ? 0 : DTTOIF(de->d_type);
+    v[6] = (int64_t) de->d_ino;
+    napi_value name;
+    napi_create_string_utf8(env, de->d_name, NAPI_AUTO_LENGTH, &name);
+    napi_set_element(env, names, n, name);
+    n++;
+    errno = 0;
+  }
+  int e = errno;
+  closedir(d);
+  if (e) { free(slots); return ret_int(env, -e); }
+  napi_value ab, arr, out;
+  void *data;
+  napi_create_arraybuffer(env, n * 16 * sizeof(int64_t), &data, &ab);
+  if (n) memcpy(data, slots, n * 16 * sizeof(int64_t));
+  free(slots);
+  napi_create_typedarray(env, napi_bigint64_array, n * 16, ab, 0, &arr);
+  napi_create_array_with_length(env, 2, &out);
+  napi_set_element(env, out, 0, names);
+  napi_set_element(env, out, 1, arr);
+  return out;
+}
+
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -201,6 +247,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "lremovexattr", m_lremovexattr);
   export_fn(env, exports, "lutimens", m_lutimens);
   export_fn(env, exports, "syncfs", m_syncfs);
+  export_fn(env, exports, "readdir", m_readdir);
   export_fn(env, exports, "umount2", m_umount2);
   export_int(env, exports, "UTIME_NOW", UTIME_NOW);
   export_int(env, exports, "UTIME_OMIT", UTIME_OMIT);

@@ -28,6 +28,14 @@ function nodeGyp () {
   fail('node-gyp not found (it ships with npm); reinstall npm or set npm_config_node_gyp')
 }
 
+// Outside an npm script the nodedir setting is not in the environment: without it node-gyp
+// would try to download headers, which this machine cannot do.
+function gypArgs () {
+  const nodedir = process.env.npm_config_nodedir ||
+    (existsSync('/usr/include/node/node_api.h') ? '/usr' : '')
+  return nodedir ? ['rebuild', `--nodedir=${nodedir}`] : ['rebuild']
+}
+
 function run (cmd, args, cwd) {
   try {
     execFileSync(cmd, args, { cwd, stdio: ['ignore', 'inherit', 'inherit'] })
@@ -62,7 +70,7 @@ if (applied !== patchHash || !existsSync(fuseBuilt)) {
   rmSync(join(fuseDir, 'prebuilds'), { recursive: true, force: true })
   console.error('rofiles-guard: building patched fuse-native from source')
   const [node, gyp] = nodeGyp()
-  run(node, [gyp, 'rebuild'], fuseDir)
+  run(node, [gyp, ...gypArgs()], fuseDir)
 }
 
 const nativeDir = join(root, 'native')
@@ -70,5 +78,5 @@ const sysopsBuilt = join(nativeDir, 'build', 'Release', 'sysops.node')
 if (!existsSync(sysopsBuilt) || statSync(sysopsBuilt).mtimeMs < newestMtime(nativeDir, ['sysops.c', 'binding.gyp'])) {
   console.error('rofiles-guard: building native/sysops')
   const [node, gyp] = nodeGyp()
-  run(node, [gyp, 'rebuild'], nativeDir)
+  run(node, [gyp, ...gypArgs()], nativeDir)
 }

@@ -1,0 +1,6 @@
+export { mountGuard, withGuard, GuardMount, type GuardOptions, type GuardUnmountResult } from './mount/guard.js'
+export { unmountPath, type UnmountResult } from './mount/unmount.js'
+export { guardMounts, readMounts, type MountEntry } from './mount/mountinfo.js'
+export { GuardError, isGuardError, type GuardErrorCode } from './errors.js'
+export { decide, isObjectMode, opensForWrite, MODES, type Mode, type OpClass, type Decision } from './policy.js'
+export type { JournalSnapshot, HookActivity, JournalEvent, DeniedOp } from './server/journal.js'

@@ -1,0 +1,76 @@
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { isAbsolute, relative, resolve } from 'node:path'
+import { GuardError } from '../errors.js'
+import { isMode, type Mode } from '../policy.js'
+import { isMounted } from './mountinfo.js'
+
+const LIBFUSE_PATHS = ['/lib/x86_64-linux-gnu/libfuse.so.2', '/usr/lib/x86_64-linux-gnu/libfuse.so.2', '/lib/aarch64-linux-gnu/libfuse.so.2', '/usr/lib/aarch64-linux-gnu/libfuse.so.2', '/usr/lib/libfuse.so.2', '/lib64/libfuse.so.2', '/usr/lib64/libfuse.so.2']
+
+function within (parent: string, child: string): boolean {
+  const rel = relative(parent, child)
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
+}
+
+export function checkMode (mode: unknown): Mode {
+  if (mode === undefined) return 'deny'
+  if (!isMode(mode)) throw new GuardError('BAD_MODE', `unknown mode '${String(mode)}': use deny, copyup or readonly`)
+  return mode
+}
+
+/** What the machine must offer before any mount; each failure names the fix. */
+export function checkSystem (): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new GuardError('NOT_ROOT', 'rofiles-guard must run as root (the mount admits other users and keeps file ownership): run it with sudo')
+  }
+  if (!existsSync('/dev/fuse')) {
+    throw new GuardError('NO_DEV_FUSE', '/dev/fuse does not exist: load the fuse kernel module (modprobe fuse) or give the container the device')
+  }
+  if (!LIBFUSE_PATHS.some(p => existsSync(p))) {
+    throw new GuardError('MISSING_DEPENDENCY', 'libfuse.so.2 is not installed: install the Debian package libfuse2 (apt-get install libfuse2)')
+  }
+  if (!existsSync('/bin/fusermount') && !existsSync('/usr/bin/fusermount')) {
+    throw new GuardError('MISSING_DEPENDENCY', 'fusermount is not installed (needed to remove the mount if the server dies): install the Debian package fuse3')
+  }
+}
+
+/** The root to protect: an existing directory; returns its real path. */
+export function checkSource (source: string): string {
+  const abs = resolve(source)
+  let st
+  try {
+    st = statSync(abs)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTCONN') throw new GuardError('MOUNTPOINT_STALE', `${abs} is a broken mount (transport endpoint not connected): run \`rofiles-guard cleanup\``)
+    throw new GuardError('SOURCE_NOT_FOUND', `source ${abs} does not exist: give the directory of the checkout to protect`)
+  }
+  if (!st.isDirectory()) throw new GuardError('SOURCE_NOT_DIRECTORY', `source ${abs} is not a directory: give the directory of the checkout to protect`)
+  return realpathSync(abs)
+}
+
+/** The mountpoint: an existing, empty directory, not a mount, apart from the source. */
+export function checkMountpoint (mountpoint: string, sourceReal: string): string {
+  const abs = resolve(mountpoint)
+  let st
+  try {
+    st = statSync(abs)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTCONN') {
+      throw new GuardError('MOUNTPOINT_STALE', `mountpoint ${abs} is a stale mount left by a crash: run \`rofiles-guard cleanup\` first`)
+    }
+    throw new GuardError('MOUNTPOINT_NOT_FOUND', `mountpoint ${abs} does not exist: create an empty directory for it (mkdir -p ${abs})`)
+  }
+  if (!st.isDirectory()) throw new GuardError('MOUNTPOINT_NOT_DIRECTORY', `mountpoint ${abs} is not a directory: give an empty directory`)
+  const real = realpathSync(abs)
+  if (isMounted(real)) {
+    throw new GuardError('MOUNTPOINT_IS_MOUNT', `mountpoint ${real} is already a mount: unmount it first (rofiles-guard unmount ${real})`)
+  }
+  if (within(real, sourceReal) || within(sourceReal, real)) {
+    throw new GuardError('PATHS_OVERLAP', `source ${sourceReal} and mountpoint ${real} overlap: the mountpoint must lie outside the source and not contain it`)
+  }
+  if (readdirSync(real).length > 0) {
+    throw new GuardError('MOUNTPOINT_NOT_EMPTY', `mountpoint ${real} is not empty: give an empty directory`)
+  }
+  return real
+}

@@ -1,0 +1,74 @@
+import { createRequire } from 'node:module'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { GuardError } from '../errors.js'
+
+/** Our addon (native/sysops.c). Every call returns 0 / a size, or a negative errno; none throws. */
+export interface SysOps {
+  lstat(path: string, out: BigInt64Array): number
+  fstat(fd: number, out: BigInt64Array): number
+  statvfs(path: string, out: BigUint64Array): number
+  lgetxattr(path: string, name: string, buf: Buffer | null): number
+  llistxattr(path: string, buf: Buffer | null): number
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): number
+  lremovexattr(path: string, name: string): number
+  lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): number
+  syncfs(path: string): number
+  /** Names with "." and "..", and per name 16 stat slots holding only d_type bits and d_ino. */
+  readdir(path: string): [string[], BigInt64Array] | number
+  umount2(path: string, flags: number): number
+  readonly UTIME_NOW: number
+  readonly UTIME_OMIT: number
+  readonly MNT_DETACH: number
+  readonly XATTR_CREATE: number
+  readonly XATTR_REPLACE: number
+}
+
+/** Slots of the int64 stat layout shared by sysops.lstat and the patched fuse-native. */
+export const ST = {
+  mode: 0, uid: 1, gid: 2, size: 3, dev: 4, nlink: 5, ino: 6, rdev: 7, blksize: 8, blocks: 9,
+  atimeSec: 10, atimeNsec: 11, mtimeSec: 12, mtimeNsec: 13, ctimeSec: 14, ctimeNsec: 15
+} as const
+
+let cached: SysOps | undefined
+
+export function sysops (): SysOps {
+  if (cached) return cached
+  const file = fileURLToPath(new URL('../../native/build/Release/sysops.node', import.meta.url))
+  if (!existsSync(file)) {
+    throw new GuardError('MISSING_DEPENDENCY', `native addon ${file} is not built: run \`npm ci\` (its postinstall builds it)`)
+  }
+  cached = createRequire(import.meta.url)(file) as SysOps
+  return cached
+}
+
+/** Names in a listxattr buffer (NUL-separated). */
+export function listXattrs (path: string): { names: string[], errno: number } {
+  const s = sysops()
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const size = s.llistxattr(path, null)
+    if (size < 0) return { names: [], errno: size }
+    if (size === 0) return { names: [], errno: 0 }
+    const buf = Buffer.alloc(size)
+    const got = s.llistxattr(path, buf)
+    if (got === -34 /* ERANGE: grew meanwhile */) continue
+    if (got < 0) return { names: [], errno: got }
+    return { names: buf.subarray(0, got).toString('latin1').split('\0').filter(Boolean), errno: 0 }
+  }
+  return { names: [], errno: -34 }
+}
+
+/** One xattr value, or a negative errno. */
+export function getXattr (path: string, name: string): Buffer | number {
+  const s = sysops()
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const size = s.lgetxattr(path, name, null)
+    if (size < 0) return size
+    const buf = Buffer.alloc(size)
+    const got = s.lgetxattr(path, name, buf)
+    if (got === -34) continue
+    if (got < 0) return got
+    return buf.subarray(0, got)
+  }
+  return -34
+}

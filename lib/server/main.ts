@@ -1,0 +1,114 @@
+// The FUSE server: its own process, so that the caller may touch the mount synchronously
+// without deadlocking (fuse-native serves requests on the JS thread of the process it runs in).
+import { execFile } from 'node:child_process'
+import { loadFuse } from '../native/fuse.js'
+import { GuardError } from '../errors.js'
+import { logger } from '../log.js'
+import { Journal } from './journal.js'
+import { makeOps } from './ops.js'
+import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessage } from './protocol.js'
+
+const log = logger('server')
+
+function send (msg: ServerMessage): void {
+  if (process.connected && process.send) process.send(msg)
+}
+
+function fail (code: string, message: string): never {
+  send({ type: 'error', code, message })
+  process.stderr.write(`rofiles-guard server: ${message}\n`)
+  process.exit(1)
+}
+
+function main (): void {
+  const raw = process.env[CONFIG_ENV]
+  if (!raw) fail('BAD_ARGUMENT', `${CONFIG_ENV} is not set: the server is started by the library, not by hand`)
+  const config = JSON.parse(raw) as ServerConfig
+  // Modes of new files come from the caller's request (the kernel already applied its umask).
+  process.umask(0)
+  process.title = 'rofiles-guard-server'
+
+  let Fuse
+  try {
+    Fuse = loadFuse()
+  } catch (err) {
+    if (err instanceof GuardError) fail(err.code, err.message)
+    throw err
+  }
+
+  const journal = new Journal()
+  let stopping = false
+  // eslint-disable-next-line prefer-const
+  let fuse: InstanceType<typeof Fuse>
+  const ops = makeOps({
+    root: config.root,
+    mode: config.mode,
+    journal,
+    caller: () => fuse.context()
+  })
+
+  fuse = new Fuse(config.mountpoint, ops, {
+    timeout: false, // a long copy-up must not turn into ETIMEDOUT
+    allowOther: true, // hooks may drop to other users; the kernel checks their access
+    defaultPermissions: true,
+    autoUnmount: true, // if this process dies, fusermount removes the mount
+    kernelCache: true, // only this mount changes the root while it is mounted
+    attrTimeout: 1,
+    entryTimeout: 1,
+    fsname: FS_NAME,
+    subtype: FS_NAME,
+    extraOptions: [
+      'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
+      'use_ino', // hardlinked names show one inode number (tar, rsync, du rely on it)
+      'hard_remove', // an unlinked open file leaves no .fuse_hidden* in the root
+      'atomic_o_trunc', // O_TRUNC reaches open(), so the policy sees it
+      'negative_timeout=1'
+    ],
+    onLoopExit: () => {
+      log('FUSE loop ended: %s is unmounted', config.mountpoint)
+      process.exit(0)
+    }
+  })
+
+  fuse.mount(err => {
+    if (err) fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${err.message}`)
+    log('serving %s at %s (mode %s)', config.root, config.mountpoint, config.mode)
+    send({ type: 'ready', pid: process.pid })
+    if (config.detached && process.connected) process.disconnect()
+  })
+
+  // Leaving without the caller: unmount (lazily if busy) so nothing stays broken, then exit.
+  function stop (why: string): void {
+    if (stopping) return
+    stopping = true
+    log('stopping: %s', why)
+    // A child process does the unmount: this process must never make calls into its own mount.
+    execFile('umount', [config.mountpoint], err => {
+      if (!err) return
+      execFile('umount', ['-l', config.mountpoint], () => process.exit(0))
+    })
+    setTimeout(() => process.exit(0), 10_000).unref()
+  }
+
+  process.on('message', (msg: Request) => {
+    switch (msg.type) {
+      case 'set-hook':
+        journal.setHook(msg.name)
+        send({ type: 'reply', id: msg.id })
+        break
+      case 'journal':
+        send({ type: 'reply', id: msg.id, journal: journal.snapshot() })
+        break
+      case 'shutdown':
+        send({ type: 'reply', id: msg.id })
+        stop('asked to shut down')
+        break
+    }
+  })
+  if (!config.detached) process.on('disconnect', () => stop('the calling process is gone'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGHUP', () => { /* the terminal of `mount` going away must not end the mount */ })
+}
+
+main()

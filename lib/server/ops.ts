@@ -1,0 +1,302 @@
+import * as fs from 'node:fs'
+import { constants as C } from 'node:fs'
+import { dirname } from 'node:path'
+import type { FuseOps } from 'fuse-native'
+import { decide, isObjectMode, opensForWrite, type Mode, type OpClass } from '../policy.js'
+import { sysops, getXattr, listXattrs, ST } from '../native/sysops.js'
+import { errnoName } from '../errors.js'
+import { copyUp } from './copyup.js'
+import type { Journal } from './journal.js'
+
+const EROFS = -30
+const EIO = -5
+const ERANGE = -34
+const S_ISGID = 0o2000
+
+export interface Caller { uid: number, gid: number, pid: number }
+
+export interface OpsContext {
+  /** Real path of the protected root, resolved once (no symlinks). */
+  root: string
+  mode: Mode
+  journal: Journal
+  /** The caller of the request being handled; valid only before the handler first awaits. */
+  caller: () => Caller
+}
+
+function errnoOf (err: unknown): number {
+  const n = (err as { errno?: unknown })?.errno
+  return typeof n === 'number' && n !== 0 ? -Math.abs(n) : EIO
+}
+
+/** Runs a synchronous backing-filesystem call; 0 or its negative errno. */
+function attempt (fn: () => void): number {
+  try { fn(); return 0 } catch (err) { return errnoOf(err) }
+}
+
+/**
+ * The operations served through the mount, in the style of libfuse's passthrough: each one is
+ * the same syscall on the backing path, with the SPEC's policy in front of those that mutate.
+ * Handlers are synchronous (the backing filesystem answers from its caches faster than a hop
+ * to libuv's thread pool) except copy-up, which can take long and so must not stall others.
+ */
+export function makeOps (ctx: OpsContext): FuseOps {
+  const s = sysops()
+  const { root, mode, journal } = ctx
+  const real = (p: string): string => (p === '/' ? root : root + p)
+  const inflight = new Map<string, Promise<number>>()
+
+  function lstat (p: string): BigInt64Array | number {
+    const st = new BigInt64Array(16)
+    const r = s.lstat(p, st)
+    return r < 0 ? r : st
+  }
+
+  function isObject (st: BigInt64Array): boolean {
+    return isObjectMode(Number(st[ST.mode]!), Number(st[ST.nlink]!))
+  }
+
+  /** One copy-up at a time per path; later requests wait and then see the private copy. */
+  async function copyUpOnce (rp: string, st: BigInt64Array): Promise<number> {
+    for (;;) {
+      const running = inflight.get(rp)
+      if (!running) break
+      await running
+      const again = lstat(rp)
+      if (typeof again === 'number') return again
+      if (!isObject(again)) return 0
+      st = again
+    }
+    const job = copyUp(rp, st)
+    inflight.set(rp, job)
+    try { return await job } finally { inflight.delete(rp) }
+  }
+
+  /**
+   * Applies the policy to a mutation of an existing path, then runs `apply` on the backing
+   * path. Answers the kernel through `cb` and records the outcome in the journal.
+   */
+  function guarded (op: string, cls: OpClass, path: string, apply: (rp: string) => number, cb: (r: number) => void): void {
+    const rp = real(path)
+    let objectSt: BigInt64Array | null = null
+    if (cls === 'write-open' || cls === 'attr') {
+      const st = lstat(rp)
+      if (typeof st !== 'number' && isObject(st)) objectSt = st
+    }
+    const decision = decide(cls, mode, objectSt !== null)
+    if (decision === 'deny') {
+      journal.record(op, path, 'denied')
+      return cb(EROFS)
+    }
+    if (decision === 'pass') {
+      const r = apply(rp)
+      journal.record(op, path, r < 0 ? errnoName(r) : 'ok')
+      return cb(r)
+    }
+    copyUpOnce(rp, objectSt!).then(cr => {
+      if (cr < 0) {
+        journal.record(op, path, errnoName(cr))
+        return cb(cr)
+      }
+      const r = apply(rp)
+      journal.record(op, path, r < 0 ? errnoName(r) : 'copied-up')
+      cb(r)
+    }, () => cb(EIO))
+  }
+
+  /** New entries belong to the process that made them, not to the server (root). */
+  function giveToCaller (rp: string, who: Caller): void {
+    if (who.uid === 0 && who.gid === 0) return
+    let gid = who.gid
+    // In a set-group-ID directory the kernel already gave the entry the directory's group.
+    const parent = lstat(dirname(rp))
+    if (typeof parent !== 'number' && (Number(parent[ST.mode]!) & S_ISGID)) gid = -1
+    fs.lchownSync(rp, who.uid, gid)
+  }
+
+  /** create/mkdir/symlink/link: readonly refuses; otherwise make it and hand it to the caller. */
+  function creating (op: string, path: string, make: (rp: string) => void, who: Caller | null, cb: (r: number) => void, path2?: string): void {
+    if (decide('namespace', mode, false) === 'deny') {
+      journal.record(op, path, 'denied', path2)
+      return cb(EROFS)
+    }
+    const target = path2 ?? path
+    const r = attempt(() => {
+      make(real(target))
+      if (who) {
+        try { giveToCaller(real(target), who) } catch (err) {
+          // Never leave an entry the caller could not have made: undo it.
+          attempt(() => (fs.lstatSync(real(target)).isDirectory() ? fs.rmdirSync(real(target)) : fs.unlinkSync(real(target))))
+          throw err
+        }
+      }
+    })
+    journal.record(op, path, r < 0 ? errnoName(r) : 'ok', path2)
+    cb(r)
+  }
+
+  return {
+    getattr (path, cb) {
+      const st = lstat(real(path))
+      if (typeof st === 'number') return cb(st)
+      cb(0, st)
+    },
+
+    fgetattr (path, fd, cb) {
+      const st = new BigInt64Array(16)
+      const r = s.fstat(fd, st)
+      if (r < 0) return cb(r)
+      cb(0, st)
+    },
+
+    statfs (_path, cb) {
+      const v = new BigUint64Array(11)
+      const r = s.statvfs(root, v)
+      if (r < 0) return cb(r)
+      cb(0, v)
+    },
+
+    access (path, amode, cb) {
+      cb(attempt(() => fs.accessSync(real(path), amode)))
+    },
+
+    readdir (path, cb) {
+      const r = s.readdir(real(path))
+      if (typeof r === 'number') return cb(r)
+      const [names, slots] = r
+      const stats = names.map((_, i) => slots.subarray(i * 16, i * 16 + 16))
+      cb(0, names, stats)
+    },
+
+    readlink (path, cb) {
+      try {
+        cb(0, fs.readlinkSync(real(path)))
+      } catch (err) {
+        cb(errnoOf(err))
+      }
+    },
+
+    open (path, flags, cb) {
+      if (!opensForWrite(flags)) {
+        try { return cb(0, fs.openSync(real(path), flags)) } catch (err) { return cb(errnoOf(err)) }
+      }
+      let fd = -1
+      guarded('open', 'write-open', path, rp => attempt(() => { fd = fs.openSync(rp, flags) }), r => cb(r < 0 ? r : 0, fd))
+    },
+
+    create (path, fmode, flags, cb) {
+      let fd = -1
+      const who = ctx.caller()
+      creating('create', path, rp => { fd = fs.openSync(rp, flags | C.O_CREAT, fmode) }, who, r => {
+        if (r < 0 && fd >= 0) { fs.closeSync(fd); fd = -1 }
+        cb(r, fd)
+      })
+    },
+
+    read (_path, fd, buf, len, pos, cb) {
+      try { cb(fs.readSync(fd, buf, 0, len, pos)) } catch (err) { cb(errnoOf(err)) }
+    },
+
+    write (_path, fd, buf, len, pos, cb) {
+      try { cb(fs.writeSync(fd, buf, 0, len, pos)) } catch (err) { cb(errnoOf(err)) }
+    },
+
+    flush (_path, _fd, cb) { cb(0) },
+
+    fsync (_path, datasync, fd, cb) {
+      cb(attempt(() => (datasync ? fs.fdatasyncSync(fd) : fs.fsyncSync(fd))))
+    },
+
+    fsyncdir (_path, _datasync, _fd, cb) { cb(0) },
+
+    release (_path, fd, cb) {
+      cb(attempt(() => fs.closeSync(fd)))
+    },
+
+    truncate (path, size, cb) {
+      guarded('truncate', 'attr', path, rp => attempt(() => fs.truncateSync(rp, size)), cb)
+    },
+
+    ftruncate (path, fd, size, cb) {
+      // The descriptor was opened for writing through the guard, but the file may have become
+      // an object since (a hook hardlinked it): the rule is checked at the moment of the call.
+      const st = new BigInt64Array(16)
+      const r = s.fstat(fd, st)
+      if (r < 0) return cb(r)
+      if (path === null || !isObject(st)) {
+        const tr = attempt(() => fs.ftruncateSync(fd, size))
+        journal.record('truncate', path ?? '(unlinked)', tr < 0 ? errnoName(tr) : 'ok')
+        return cb(tr)
+      }
+      guarded('truncate', 'attr', path, rp => attempt(() => fs.truncateSync(rp, size)), cb)
+    },
+
+    chmod (path, fmode, cb) {
+      guarded('chmod', 'attr', path, rp => attempt(() => fs.chmodSync(rp, fmode)), cb)
+    },
+
+    chown (path, uid, gid, cb) {
+      guarded('chown', 'attr', path, rp => attempt(() => fs.lchownSync(rp, uid, gid)), cb)
+    },
+
+    utimens (path, as, ans, ms, mns, cb) {
+      guarded('utimens', 'attr', path, rp => s.lutimens(rp, as, ans, ms, mns), cb)
+    },
+
+    setxattr (path, name, value, _position, flags, cb) {
+      guarded('setxattr', 'attr', path, rp => s.lsetxattr(rp, name, value, flags), cb)
+    },
+
+    removexattr (path, name, cb) {
+      guarded('removexattr', 'attr', path, rp => s.lremovexattr(rp, name), cb)
+    },
+
+    getxattr (path, name, _position, cb) {
+      const v = getXattr(real(path), name)
+      if (typeof v === 'number') return cb(v)
+      cb(0, v)
+    },
+
+    listxattr (path, cb) {
+      const { names, errno } = listXattrs(real(path))
+      if (errno < 0) return cb(errno === ERANGE ? EIO : errno)
+      cb(0, names)
+    },
+
+    mknod (path, _mode, _dev, cb) {
+      journal.record('mknod', path, 'denied')
+      cb(EROFS)
+    },
+
+    mkdir (path, dmode, cb) {
+      creating('mkdir', path, rp => fs.mkdirSync(rp, dmode), ctx.caller(), cb)
+    },
+
+    symlink (target, path, cb) {
+      creating('symlink', path, rp => fs.symlinkSync(target, rp), ctx.caller(), cb)
+    },
+
+    link (src, dest, cb) {
+      // A new name for an existing inode: ownership stays the inode's.
+      creating('link', src, rp => fs.linkSync(real(src), rp), null, cb, dest)
+    },
+
+    unlink (path, cb) {
+      guarded('unlink', 'namespace', path, rp => attempt(() => fs.unlinkSync(rp)), cb)
+    },
+
+    rmdir (path, cb) {
+      guarded('rmdir', 'namespace', path, rp => attempt(() => fs.rmdirSync(rp)), cb)
+    },
+
+    rename (src, dest, cb) {
+      if (decide('namespace', mode, false) === 'deny') {
+        journal.record('rename', src, 'denied', dest)
+        return cb(EROFS)
+      }
+      const r = attempt(() => fs.renameSync(real(src), real(dest)))
+      journal.record('rename', src, r < 0 ? errnoName(r) : 'ok', dest)
+      cb(r)
+    }
+  }
+}

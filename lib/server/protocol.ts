@@ -1,0 +1,27 @@
+import type { Mode } from '../policy.js'
+import type { JournalSnapshot } from './journal.js'
+
+/** Handed to the server process in ROFILES_GUARD_SERVER (JSON). */
+export interface ServerConfig {
+  root: string
+  mountpoint: string
+  mode: Mode
+  /** CLI `mount`: keep serving after the starting process leaves; end with the mount. */
+  detached: boolean
+}
+
+export const CONFIG_ENV = 'ROFILES_GUARD_SERVER'
+
+/** fsname and subtype of every mount we make: /proc/mounts shows `rofiles-guard ... fuse.rofiles-guard`. */
+export const FS_NAME = 'rofiles-guard'
+export const FS_TYPE = `fuse.${FS_NAME}`
+
+export type ServerMessage =
+  | { type: 'ready', pid: number }
+  | { type: 'error', code: string, message: string }
+  | { type: 'reply', id: number, journal?: JournalSnapshot }
+
+export type Request =
+  | { type: 'set-hook', id: number, name: string | null }
+  | { type: 'journal', id: number }
+  | { type: 'shutdown', id: number }
