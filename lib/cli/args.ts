@@ -1,0 +1,25 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { GuardError } from '../errors.js'
+
+export interface Parsed {
+  values: Record<string, string | boolean | undefined>
+  positionals: string[]
+}
+
+/** Strict parsing: an unknown option or a missing value is a one-line BAD_ARGUMENT error. */
+export function parse (command: string, argv: string[], options: NonNullable<ParseArgsConfig['options']>, positionals: string[]): Parsed {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '')
+    throw new GuardError('BAD_ARGUMENT', `${command}: ${msg}; see \`rofiles-guard ${command} --help\``)
+  }
+  const values = parsed.values as Parsed['values']
+  if (values.help) return { values, positionals: parsed.positionals }
+  if (parsed.positionals.length !== positionals.length) {
+    const want = positionals.length ? positionals.join(' ') : 'no arguments'
+    throw new GuardError('BAD_ARGUMENT', `${command} takes ${want}, got ${parsed.positionals.length} argument(s); see \`rofiles-guard ${command} --help\``)
+  }
+  return { values, positionals: parsed.positionals }
+}

@@ -1,0 +1,68 @@
+import { GuardError } from '../errors.js'
+import { startServer, waitReady } from '../mount/guard.js'
+import { checkMode, checkMountpoint, checkSource, checkSystem } from '../mount/preflight.js'
+import { unmountPath } from '../mount/unmount.js'
+import { guardMounts } from '../mount/mountinfo.js'
+import type { Mode } from '../policy.js'
+import { parse } from './args.js'
+
+export const MOUNT_HELP = `Usage: rofiles-guard mount [--copyup | --read-only] [--foreground] SOURCE MOUNTPOINT
+
+Mounts SOURCE (a hardlinked ostree checkout) at MOUNTPOINT through the guard and returns once
+the mount is live; the server keeps running in the background until the mount is removed with
+\`rofiles-guard unmount MOUNTPOINT\`, \`umount MOUNTPOINT\` or \`fusermount -u MOUNTPOINT\`.
+
+  --copyup      break the hardlink of an object that is written to (default: refuse, EROFS)
+  --read-only   refuse every change
+  --foreground  serve in this process until interrupted (Ctrl-C unmounts)
+  -h, --help    show this help
+`
+
+export async function mountCommand (argv: string[]): Promise<number> {
+  const { values, positionals } = parse('mount', argv, {
+    copyup: { type: 'boolean' },
+    'read-only': { type: 'boolean' },
+    foreground: { type: 'boolean', short: 'f' }
+  }, ['SOURCE', 'MOUNTPOINT'])
+  if (values.help) { process.stdout.write(MOUNT_HELP); return 0 }
+  if (values.copyup && values['read-only']) {
+    throw new GuardError('BAD_ARGUMENT', 'mount: --copyup and --read-only exclude each other: choose one')
+  }
+  const mode: Mode = checkMode(values.copyup ? 'copyup' : values['read-only'] ? 'readonly' : 'deny')
+  checkSystem()
+  const root = checkSource(positionals[0]!)
+  const mountpoint = checkMountpoint(positionals[1]!, root)
+  const foreground = Boolean(values.foreground)
+  const { child, stderrTail } = startServer({ root, mountpoint, mode, detached: !foreground })
+  await waitReady(child, stderrTail, 20_000)
+  if (!foreground) {
+    child.unref()
+    if (child.connected) child.disconnect()
+    return 0
+  }
+  process.stderr.write(`rofiles-guard: ${root} mounted at ${mountpoint} (${mode}); Ctrl-C unmounts\n`)
+  const stop = (): void => { unmountPath(mountpoint).catch(() => undefined) }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  const code = await new Promise<number>(resolve => child.once('exit', c => resolve(c ?? 1)))
+  return code === 0 ? 0 : 1
+}
+
+export const UNMOUNT_HELP = `Usage: rofiles-guard unmount MOUNTPOINT
+
+Unmounts a rofiles-guard mount (retrying while it is busy, then detaching it lazily as a last
+resort); its server exits by itself.
+`
+
+export async function unmountCommand (argv: string[]): Promise<number> {
+  const { values, positionals } = parse('unmount', argv, {}, ['MOUNTPOINT'])
+  if (values.help) { process.stdout.write(UNMOUNT_HELP); return 0 }
+  const { resolve } = await import('node:path')
+  const target = resolve(positionals[0]!)
+  if (!guardMounts().some(m => m.mountpoint === target)) {
+    throw new GuardError('NOT_A_GUARD_MOUNT', `${target} is not a rofiles-guard mount: see \`grep rofiles-guard /proc/mounts\``)
+  }
+  const r = await unmountPath(target)
+  if (r.lazy) process.stderr.write(`rofiles-guard: ${target} was busy and has been detached lazily\n`)
+  return 0
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Brings a fresh Debian machine to the point where `npm test` and `npm run demo` run: the Debian
+# packages, `npm ci` (which builds the patched fuse-native and our addon), and the TypeScript
+# build. Each step is skipped when already done, so running it again costs a second or two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say () { echo "setup: $*" >&2; }
+
+# Runtime: libfuse2 (fuse-native links libfuse.so.2), fuse3 (fusermount, for auto-unmount),
+# ostree (repos in tests and demo, rofiles-fuse for comparison), bubblewrap (hook sandboxes),
+# attr (setfattr/getfattr in tests). Build: g++, make, python3 (node-gyp) and patch.
+need_pkgs=()
+for p in libfuse2 fuse3 ostree bubblewrap attr; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
+done
+for pair in g++:g++ make:make python3:python3 patch:patch; do
+  command -v "${pair%%:*}" >/dev/null || need_pkgs+=("${pair##*:}")
+done
+if ((${#need_pkgs[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${need_pkgs[*]}; install them as root: apt-get install ${need_pkgs[*]}"
+    exit 1
+  fi
+  say "installing Debian packages: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file; its postinstall builds
+# the native parts. A build that went missing on its own is redone without a full npm ci.
+# A changed patch also needs a pristine fuse-native, which only npm ci brings back.
+patch_hash=$(sha256sum native/fuse-native-2.2.6.patch | cut -d' ' -f1)
+applied_hash=$(cat node_modules/fuse-native/.rofiles-guard-patch 2>/dev/null || true)
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] ||
+   [ "$patch_hash" != "$applied_hash" ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund >&2
+else
+  node scripts/build-native.mjs
+fi
+
+# TypeScript build when any source is newer than the last build.
+stamp=dist/.build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find lib native-bindings.d.ts tsconfig.json package.json -newer "$stamp" -print -quit)" ]; then
+  say "building TypeScript"
+  npm run --silent build
+  touch "$stamp"
+fi

@@ -1,0 +1,117 @@
+// Real ostree repositories and hardlinked checkouts, made with the ostree CLI.
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import * as fs from 'node:fs'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export function sh (cmd: string, args: string[], opts: { cwd?: string, input?: string } = {}): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts })
+}
+
+export const OWNER = 1234
+
+export interface Repo {
+  dir: string
+  repo: string
+  ref: string
+}
+
+/**
+ * A bare repo holding one commit of a small tree that has what the policy cares about:
+ * files of several modes and owners, set-id bits, user.* and security.* xattrs, symlinks.
+ */
+export function makeRepo (): Repo {
+  const dir = mkdtempSync(join(tmpdir(), 'rg-fixture-'))
+  const tree = join(dir, 'tree')
+  const w = (rel: string, data: string, mode = 0o644): void => {
+    fs.mkdirSync(join(tree, rel, '..'), { recursive: true })
+    fs.writeFileSync(join(tree, rel), data)
+    fs.chmodSync(join(tree, rel), mode)
+  }
+  w('etc/conf', 'original config\n')
+  w('etc/secret', 'root only\n', 0o600)
+  w('usr/bin/tool', '#!/bin/sh\necho tool\n', 0o755)
+  w('usr/bin/suid', 'setuid program\n', 0o4755)
+  w('usr/lib/big.bin', 'x'.repeat(300_000))
+  w('home/user/owned', 'owned by 1234\n', 0o640)
+  fs.chownSync(join(tree, 'home/user/owned'), OWNER, OWNER)
+  fs.symlinkSync('tool', join(tree, 'usr/bin/link'))
+  fs.mkdirSync(join(tree, 'var/tmp'), { recursive: true })
+  fs.chmodSync(join(tree, 'var/tmp'), 0o1777)
+  sh('setfattr', ['-n', 'user.origin', '-v', 'ostree', join(tree, 'etc/conf')])
+  sh('setfattr', ['-n', 'security.rgtest', '-v', 'label_t', join(tree, 'etc/conf')])
+  const repo = join(dir, 'repo')
+  sh('ostree', ['init', `--repo=${repo}`, '--mode=bare'])
+  sh('ostree', ['commit', `--repo=${repo}`, '--branch=test', `--tree=dir=${tree}`, '-s', 'fixture'])
+  return { dir, repo, ref: 'test' }
+}
+
+let counter = 0
+
+/**
+ * A fresh hardlinked checkout, plus entries that are not objects (nlink 1), as a deployment's
+ * own files would be: `var/plain`, `var/plainlink` (symlink) and `var/dir`.
+ */
+export function checkout (r: Repo): string {
+  const co = join(r.dir, `co-${process.pid}-${counter++}`)
+  sh('ostree', ['checkout', `--repo=${r.repo}`, '-H', r.ref, co])
+  fs.writeFileSync(join(co, 'var/plain'), 'plain file\n')
+  sh('setfattr', ['-n', 'user.origin', '-v', 'local', join(co, 'var/plain')])
+  fs.symlinkSync('plain', join(co, 'var/plainlink'))
+  fs.mkdirSync(join(co, 'var/dir'))
+  return co
+}
+
+export function emptyDir (prefix = 'rg-mnt-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export interface ObjectState {
+  content: string
+  mode: number
+  uid: number
+  gid: number
+  mtimeNs: bigint
+  xattrs: string
+}
+
+function xattrDump (p: string): string {
+  try {
+    return sh('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', p])
+  } catch {
+    return ''
+  }
+}
+
+/** Content hash, mode, owner, mtime and xattrs of every object file in the repo. */
+export function snapshotObjects (repo: string): Map<string, ObjectState> {
+  const out = new Map<string, ObjectState>()
+  const objects = join(repo, 'objects')
+  for (const sub of fs.readdirSync(objects)) {
+    for (const name of fs.readdirSync(join(objects, sub))) {
+      if (!name.endsWith('.file')) continue
+      const p = join(objects, sub, name)
+      const st = fs.lstatSync(p, { bigint: true })
+      const data = st.isSymbolicLink() ? Buffer.from(fs.readlinkSync(p)) : fs.readFileSync(p)
+      out.set(`${sub}/${name}`, {
+        content: createHash('sha256').update(data).digest('hex'),
+        mode: Number(st.mode),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        mtimeNs: st.mtimeNs,
+        xattrs: xattrDump(p)
+      })
+    }
+  }
+  return out
+}
+
+export function fsck (repo: string): void {
+  sh('ostree', ['fsck', `--repo=${repo}`])
+}
+
+export function rmrf (p: string): void {
+  fs.rmSync(p, { recursive: true, force: true })
+}
