@@ -5,7 +5,7 @@
 declare module 'fuse-native' {
   type Cb = (err: number | null) => void
   type Path = string
-  /** null when the kernel asks about an open file whose last name was removed (hard_remove). */
+  /** null when libfuse has no path for an open file (only with hard_remove, which we do not use). */
   type MaybePath = string | null
 
   export interface FuseOps {
@@ -16,8 +16,9 @@ declare module 'fuse-native' {
     access?(path: Path, mode: number, cb: Cb): void
     readdir?(path: Path, cb: (err: number | null, names?: string[], stats?: BigInt64Array[]) => void): void
     readlink?(path: Path, cb: (err: number | null, target?: string) => void): void
-    open?(path: Path, flags: number, cb: (err: number | null, fd?: number) => void): void
-    create?(path: Path, mode: number, flags: number, cb: (err: number | null, fd?: number) => void): void
+    /** openFlags: 1 keeps the kernel page cache for this handle (keep_cache), 2 bypasses it (direct_io). */
+    open?(path: Path, flags: number, cb: (err: number | null, fd?: number, openFlags?: number) => void): void
+    create?(path: Path, mode: number, flags: number, cb: (err: number | null, fd?: number, openFlags?: number) => void): void
     read?(path: MaybePath, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void
     write?(path: MaybePath, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void
     flush?(path: MaybePath, fd: number, cb: Cb): void

@@ -14,6 +14,8 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <dirent.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <unistd.h>
 
 #define PATH_BUF 4096
@@ -149,16 +151,19 @@ static napi_value m_lremovexattr(napi_env env, napi_callback_info info) {
   return ret_int(env, r < 0 ? -errno : 0);
 }
 
-// lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec) -> 0 | -errno.
-// Nanoseconds may be UTIME_NOW or UTIME_OMIT; never follows a final symlink.
+// lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec, follow?) -> 0 | -errno.
+// Nanoseconds may be UTIME_NOW or UTIME_OMIT; follows a final symlink only when asked
+// (for /proc/self/fd links standing for files that have no name any more).
 static napi_value m_lutimens(napi_env env, napi_callback_info info) {
-  ARGS(5) PATH_ARG(path, 0)
+  ARGS(6) PATH_ARG(path, 0)
+  bool follow = false;
+  napi_get_value_bool(env, argv[5], &follow);
   int64_t v[4];
   for (int i = 0; i < 4; i++) {
     if (napi_get_value_int64(env, argv[i + 1], &v[i]) != napi_ok) return ret_int(env, -EINVAL);
   }
   struct timespec ts[2] = { { v[0], v[1] }, { v[2], v[3] } };
-  int r = utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+  int r = utimensat(AT_FDCWD, path, ts, follow ? 0 : AT_SYMLINK_NOFOLLOW);
   return ret_int(env, r < 0 ? -errno : 0);
 }
 
@@ -227,6 +232,92 @@ static napi_value m_readdir(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// copyData(src, dst) -> Promise<0 | -errno>, run on libuv's thread pool.
+// Creates dst (O_EXCL, mode 0600: private until its real mode is set) with src's data:
+// a reflink where the filesystem can (FICLONE), else copy_file_range, else read/write.
+// src is opened with O_NOATIME so that reading a repository object leaves its atime alone.
+// On failure dst is removed.
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char src[PATH_BUF];
+  char dst[PATH_BUF];
+  int result;
+} copy_job_t;
+
+static int copy_rw(int in, int out) {
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof(buf));
+    if (n == 0) return 0;
+    if (n < 0) { if (errno == EINTR) continue; return -errno; }
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(out, buf + off, n - off);
+      if (w < 0) { if (errno == EINTR) continue; return -errno; }
+      off += w;
+    }
+  }
+}
+
+static void copy_execute(napi_env env, void *data) {
+  copy_job_t *j = data;
+  int in = open(j->src, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0 && errno == EPERM) in = open(j->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0) { j->result = -errno; return; }
+  int out = open(j->dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) { j->result = -errno; close(in); return; }
+  int r = 0;
+  if (ioctl(out, FICLONE, in) != 0) {
+    int copied = 0;
+    for (;;) {
+      ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+      if (n > 0) { copied = 1; continue; }
+      if (n == 0) break;
+      if (errno == EINTR) continue;
+      if (!copied && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        r = copy_rw(in, out);
+      } else {
+        r = -errno;
+      }
+      break;
+    }
+  }
+  if (close(out) != 0 && r == 0) r = -errno;
+  close(in);
+  if (r != 0) unlink(j->dst);
+  j->result = r;
+}
+
+static void copy_complete(napi_env env, napi_status status, void *data) {
+  copy_job_t *j = data;
+  napi_value v;
+  napi_create_int32(env, status == napi_ok ? j->result : -EIO, &v);
+  napi_resolve_deferred(env, j->deferred, v);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value m_copy_data(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  napi_value promise;
+  copy_job_t *j = calloc(1, sizeof(copy_job_t));
+  napi_create_promise(env, &j->deferred, &promise);
+  int e = get_str(env, argv[0], j->src, sizeof(j->src));
+  if (!e) e = get_str(env, argv[1], j->dst, sizeof(j->dst));
+  if (e) {
+    napi_value v;
+    napi_create_int32(env, e, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+    free(j);
+    return promise;
+  }
+  napi_value name;
+  napi_create_string_utf8(env, "rofiles-guard:copyData", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, copy_execute, copy_complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -248,6 +339,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "lutimens", m_lutimens);
   export_fn(env, exports, "syncfs", m_syncfs);
   export_fn(env, exports, "readdir", m_readdir);
+  export_fn(env, exports, "copyData", m_copy_data);
   export_fn(env, exports, "umount2", m_umount2);
   export_int(env, exports, "UTIME_NOW", UTIME_NOW);
   export_int(env, exports, "UTIME_OMIT", UTIME_OMIT);

@@ -43,8 +43,7 @@ export async function copyUp (real: string, st: BigInt64Array): Promise<number> 
         if (type === C.S_IFLNK) {
           await fsp.symlink(await fsp.readlink(real), tmp)
         } else {
-          // FICLONE where the filesystem can reflink, else copy_file_range/sendfile (libuv).
-          await fsp.copyFile(real, tmp, C.COPYFILE_EXCL | C.COPYFILE_FICLONE)
+          check(await s.copyData(real, tmp), 'copy')
         }
         break
       } catch (err) {

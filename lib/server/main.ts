@@ -52,7 +52,7 @@ function main (): void {
     allowOther: true, // hooks may drop to other users; the kernel checks their access
     defaultPermissions: true,
     autoUnmount: true, // if this process dies, fusermount removes the mount
-    kernelCache: true, // only this mount changes the root while it is mounted
+    // Page cache: kept per open (ops.ts decides); only this mount changes the root meanwhile.
     attrTimeout: 1,
     entryTimeout: 1,
     fsname: FS_NAME,
@@ -60,7 +60,6 @@ function main (): void {
     extraOptions: [
       'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
       'use_ino', // hardlinked names show one inode number (tar, rsync, du rely on it)
-      'hard_remove', // an unlinked open file leaves no .fuse_hidden* in the root
       'atomic_o_trunc', // O_TRUNC reaches open(), so the policy sees it
       'negative_timeout=1'
     ],

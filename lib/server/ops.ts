@@ -7,6 +7,7 @@ import { sysops, getXattr, listXattrs, ST } from '../native/sysops.js'
 import { errnoName } from '../errors.js'
 import { copyUp } from './copyup.js'
 import type { Journal } from './journal.js'
+import { Handles } from './handles.js'
 
 const EROFS = -30
 const EIO = -5
@@ -43,13 +44,21 @@ function attempt (fn: () => void): number {
 export function makeOps (ctx: OpsContext): FuseOps {
   const s = sysops()
   const { root, mode, journal } = ctx
-  const real = (p: string): string => (p === '/' ? root : root + p)
+  const handles = new Handles()
+  const real = (p: string): string => handles.hiddenPath(p) ?? (p === '/' ? root : root + p)
+  const isHidden = (rp: string): boolean => rp.startsWith('/proc/self/fd/')
   const inflight = new Map<string, Promise<number>>()
 
-  function lstat (p: string): BigInt64Array | number {
+  /** lstat of a backing path; a hidden file's /proc link is followed to the file itself. */
+  function lstat (rp: string): BigInt64Array | number {
     const st = new BigInt64Array(16)
-    const r = s.lstat(p, st)
+    const r = isHidden(rp) ? s.fstat(Number(rp.slice('/proc/self/fd/'.length)), st) : s.lstat(rp, st)
     return r < 0 ? r : st
+  }
+
+  /** Open flags for the binding: keep the page cache unless stale handles could refill it. */
+  function cacheFlags (path: string): number {
+    return handles.keepCache(path) ? 1 : 0
   }
 
   function isObject (st: BigInt64Array): boolean {
@@ -72,6 +81,12 @@ export function makeOps (ctx: OpsContext): FuseOps {
     try { return await job } finally { inflight.delete(rp) }
   }
 
+  async function copyUpPath (path: string, rp: string, st: BigInt64Array): Promise<number> {
+    const r = await copyUpOnce(rp, st)
+    if (r === 0) handles.copiedUp(path, st)
+    return r
+  }
+
   /**
    * Applies the policy to a mutation of an existing path, then runs `apply` on the backing
    * path. Answers the kernel through `cb` and records the outcome in the journal.
@@ -83,7 +98,9 @@ export function makeOps (ctx: OpsContext): FuseOps {
       const st = lstat(rp)
       if (typeof st !== 'number' && isObject(st)) objectSt = st
     }
-    const decision = decide(cls, mode, objectSt !== null)
+    let decision = decide(cls, mode, objectSt !== null)
+    // An object that is open but has no name left cannot get a private copy: refuse instead.
+    if (decision === 'copyup' && isHidden(rp)) decision = 'deny'
     if (decision === 'deny') {
       journal.record(op, path, 'denied')
       return cb(EROFS)
@@ -93,7 +110,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
       journal.record(op, path, r < 0 ? errnoName(r) : 'ok')
       return cb(r)
     }
-    copyUpOnce(rp, objectSt!).then(cr => {
+    copyUpPath(path, rp, objectSt!).then(cr => {
       if (cr < 0) {
         journal.record(op, path, errnoName(cr))
         return cb(cr)
@@ -178,18 +195,29 @@ export function makeOps (ctx: OpsContext): FuseOps {
 
     open (path, flags, cb) {
       if (!opensForWrite(flags)) {
-        try { return cb(0, fs.openSync(real(path), flags)) } catch (err) { return cb(errnoOf(err)) }
+        let fd
+        try { fd = fs.openSync(real(path), flags) } catch (err) { return cb(errnoOf(err)) }
+        handles.opened(fd)
+        return cb(0, fd, cacheFlags(path))
       }
       let fd = -1
-      guarded('open', 'write-open', path, rp => attempt(() => { fd = fs.openSync(rp, flags) }), r => cb(r < 0 ? r : 0, fd))
+      guarded('open', 'write-open', path, rp => attempt(() => { fd = fs.openSync(rp, flags) }), r => {
+        if (r < 0) return cb(r)
+        handles.opened(fd)
+        cb(0, fd, cacheFlags(path))
+      })
     },
 
     create (path, fmode, flags, cb) {
       let fd = -1
       const who = ctx.caller()
       creating('create', path, rp => { fd = fs.openSync(rp, flags | C.O_CREAT, fmode) }, who, r => {
-        if (r < 0 && fd >= 0) { fs.closeSync(fd); fd = -1 }
-        cb(r, fd)
+        if (r < 0) {
+          if (fd >= 0) fs.closeSync(fd)
+          return cb(r)
+        }
+        handles.opened(fd)
+        cb(0, fd, cacheFlags(path))
       })
     },
 
@@ -210,6 +238,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
     fsyncdir (_path, _datasync, _fd, cb) { cb(0) },
 
     release (_path, fd, cb) {
+      handles.released(fd)
       cb(attempt(() => fs.closeSync(fd)))
     },
 
@@ -236,11 +265,11 @@ export function makeOps (ctx: OpsContext): FuseOps {
     },
 
     chown (path, uid, gid, cb) {
-      guarded('chown', 'attr', path, rp => attempt(() => fs.lchownSync(rp, uid, gid)), cb)
+      guarded('chown', 'attr', path, rp => attempt(() => (isHidden(rp) ? fs.chownSync(rp, uid, gid) : fs.lchownSync(rp, uid, gid))), cb)
     },
 
     utimens (path, as, ans, ms, mns, cb) {
-      guarded('utimens', 'attr', path, rp => s.lutimens(rp, as, ans, ms, mns), cb)
+      guarded('utimens', 'attr', path, rp => s.lutimens(rp, as, ans, ms, mns, isHidden(rp)), cb)
     },
 
     setxattr (path, name, value, _position, flags, cb) {
@@ -282,6 +311,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
     },
 
     unlink (path, cb) {
+      if (handles.forget(path)) return cb(0)
       guarded('unlink', 'namespace', path, rp => attempt(() => fs.unlinkSync(rp)), cb)
     },
 
@@ -293,6 +323,12 @@ export function makeOps (ctx: OpsContext): FuseOps {
       if (decide('namespace', mode, false) === 'deny') {
         journal.record('rename', src, 'denied', dest)
         return cb(EROFS)
+      }
+      if (handles.isHiddenName(dest)) {
+        // libfuse hiding a file unlinked while open: to the user this is an unlink.
+        const r = attempt(() => handles.hide(real(src), dest))
+        journal.record('unlink', src, r < 0 ? errnoName(r) : 'ok')
+        return cb(r)
       }
       const r = attempt(() => fs.renameSync(real(src), real(dest)))
       journal.record('rename', src, r < 0 ? errnoName(r) : 'ok', dest)

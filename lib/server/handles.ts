@@ -1,0 +1,99 @@
+import * as fs from 'node:fs'
+import { sysops, ST } from '../native/sysops.js'
+
+/** Linux O_PATH: a handle to an inode that does not open the file (no FIFO blocking, no atime). */
+const O_PATH = 0o10000000
+
+/** libfuse 2 renames a file that is unlinked while open to this name in the same directory. */
+const HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/
+
+function inode (st: BigInt64Array): string {
+  return `${st[ST.dev]}:${st[ST.ino]}`
+}
+
+/**
+ * The server's open files, and two things that follow from them:
+ *
+ * - Page cache: the kernel keeps one page cache per mount inode (per path). After a copy-up the
+ *   path has new data while handles opened before still read the object; a read through one of
+ *   those refills the cache with the object's data. So while such handles are open, and once
+ *   more after the last is closed, new opens of that path drop the cache.
+ * - Unlinked open files: libfuse 2 "hides" them by renaming to .fuse_hidden* in the root. The
+ *   server serves that rename as a real unlink and keeps an O_PATH handle to the inode under the
+ *   hidden name, so fstat/fchmod through the mount keep working and nothing is left in the root.
+ */
+export class Handles {
+  private readonly open = new Set<number>()
+  private readonly stale = new Map<string, Set<number>>()
+  private readonly hidden = new Map<string, number>()
+
+  opened (fd: number): void { this.open.add(fd) }
+
+  released (fd: number): void {
+    this.open.delete(fd)
+    // An emptied set stays: the cache those handles may have refilled outlives them.
+    for (const fds of this.stale.values()) fds.delete(fd)
+  }
+
+  /** Whether a new open of `path` may keep the page cache; the first open after the stale
+   *  handles are all closed drops it, and from then on the path is clean again. */
+  keepCache (path: string): boolean {
+    const fds = this.stale.get(path)
+    if (!fds) return true
+    if (fds.size === 0) this.stale.delete(path)
+    return false
+  }
+
+  /** After a copy-up of `path`: the handles still open on the object (inode `st`) are stale. */
+  copiedUp (path: string, objectSt: BigInt64Array): void {
+    const fds = this.fdsOf(inode(objectSt))
+    if (fds.length) this.stale.set(path, new Set(fds))
+  }
+
+  isHiddenName (path: string): boolean { return HIDDEN.test(path) }
+
+  /** The backing path for a hidden name: a /proc/self/fd link to the nameless inode. */
+  hiddenPath (path: string): string | undefined {
+    if (this.hidden.size === 0) return undefined
+    const fd = this.hidden.get(path)
+    return fd === undefined ? undefined : `/proc/self/fd/${fd}`
+  }
+
+  /** Serves libfuse's hide-rename of `real` to `hiddenName`: unlink, keep the inode at hand. */
+  hide (real: string, hiddenName: string): void {
+    const st = new BigInt64Array(16)
+    const r = sysops().lstat(real, st)
+    if (r < 0) throw Object.assign(new Error('lstat failed'), { errno: r })
+    const fd = this.fdsOf(inode(st))[0]
+    let keep = -1
+    if (fd !== undefined) {
+      try { keep = fs.openSync(`/proc/self/fd/${fd}`, O_PATH) } catch { keep = -1 }
+    }
+    try {
+      fs.unlinkSync(real)
+    } catch (err) {
+      if (keep >= 0) fs.closeSync(keep)
+      throw err
+    }
+    if (keep >= 0) this.hidden.set(hiddenName, keep)
+  }
+
+  /** libfuse's final unlink of a hidden name, once the last handle is released. */
+  forget (hiddenName: string): boolean {
+    const fd = this.hidden.get(hiddenName)
+    if (fd === undefined) return false
+    this.hidden.delete(hiddenName)
+    fs.closeSync(fd)
+    return true
+  }
+
+  private fdsOf (ino: string): number[] {
+    const s = sysops()
+    const st = new BigInt64Array(16)
+    const out: number[] = []
+    for (const fd of this.open) {
+      if (s.fstat(fd, st) === 0 && inode(st) === ino) out.push(fd)
+    }
+    return out
+  }
+}
