@@ -177,7 +177,8 @@ export interface StartedServer { child: ChildProcess, stderrTail: () => string }
  */
 export function startServer (config: ServerConfig): StartedServer {
   const debugging = Boolean(process.env.DEBUG)
-  const child = fork(SERVER_MAIN, [], {
+  // The mountpoint on the command line only shows in `ps` which mount a server serves.
+  const child = fork(SERVER_MAIN, ['--mountpoint', config.mountpoint], {
     env: { ...process.env, [CONFIG_ENV]: JSON.stringify(config) },
     execArgv: [],
     detached: true,

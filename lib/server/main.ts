@@ -26,7 +26,6 @@ function main (): void {
   const config = JSON.parse(raw) as ServerConfig
   // Modes of new files come from the caller's request (the kernel already applied its umask).
   process.umask(0)
-  process.title = 'rofiles-guard-server'
 
   let Fuse
   try {

@@ -1,0 +1,139 @@
+// The CLI as a user runs it: mount in the background, the usual ways to unmount, bad input.
+import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { checkout, emptyDir, makeRepo, rmrf, type Repo } from './helpers/fixture.js'
+import { cli, expectOneLineError } from './helpers/cli.js'
+import { fuseMounts } from './helpers/mounts.js'
+
+let repo: Repo
+const dirs: string[] = []
+beforeAll(() => { repo = makeRepo() })
+afterAll(() => rmrf(repo.dir))
+afterEach(() => {
+  // Only this file's own mounts: other test files run alongside.
+  for (const d of dirs.splice(0)) {
+    if (isMounted(d)) execFileSync('umount', ['-l', d])
+    rmrf(d)
+  }
+})
+
+/** Servers show their mountpoint on their command line. */
+function serverPids (mp: string): string[] {
+  try { return execFileSync('pgrep', ['-f', `server/main.js --mountpoint ${mp}$`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean) } catch { return [] }
+}
+
+async function until (cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !cond(); i++) await sleep(50)
+}
+
+function fresh (): { co: string, mp: string } {
+  const co = checkout(repo)
+  const mp = emptyDir()
+  dirs.push(co, mp)
+  return { co, mp }
+}
+
+const isMounted = (p: string): boolean => fuseMounts().some(m => m.mountpoint === p)
+
+describe('rofiles-guard mount', () => {
+  for (const [how, stop] of [
+    ['rofiles-guard unmount', (mp: string) => { expect(cli(['unmount', mp]).status).toBe(0) }],
+    ['umount', (mp: string) => execFileSync('umount', [mp])],
+    ['fusermount -u', (mp: string) => execFileSync('fusermount', ['-u', mp])]
+  ] as const) {
+    it(`returns once live, serves in the background, and ends with ${how}`, async () => {
+      const { co, mp } = fresh()
+      const r = cli(['mount', '--copyup', co, mp])
+      expect(r.status).toBe(0)
+      expect(isMounted(mp)).toBe(true)
+      expect(fuseMounts().find(m => m.mountpoint === mp)?.fstype).toBe('fuse.rofiles-guard')
+      fs.appendFileSync(join(mp, 'etc/conf'), 'via cli\n') // copy-up
+      expect(fs.statSync(join(co, 'etc/conf')).nlink).toBe(1)
+      const started = serverPids(mp)
+      expect(started).toHaveLength(1)
+      stop(mp)
+      expect(isMounted(mp)).toBe(false)
+      await until(() => serverPids(mp).length === 0)
+      expect(serverPids(mp)).toEqual([])
+    })
+  }
+
+  it('mounts read-only with --read-only', () => {
+    const { co, mp } = fresh()
+    expect(cli(['mount', '--read-only', co, mp]).status).toBe(0)
+    try {
+      expect(() => fs.writeFileSync(join(mp, 'var/plain'), 'x')).toThrow(/EROFS/)
+    } finally {
+      execFileSync('umount', [mp])
+    }
+  })
+
+  it('prints help for every command', () => {
+    for (const cmd of [[], ['mount'], ['unmount'], ['cleanup'], ['run-hooks'], ['demo']]) {
+      const r = cli([...cmd, '--help'])
+      expect(r.status, cmd.join(' ')).toBe(0)
+      expect(r.stdout).toMatch(/^Usage: rofiles-guard/)
+    }
+  })
+})
+
+describe('bad input: one line, non-zero exit, nothing changed', () => {
+  const cases: Array<[string, (d: { co: string, mp: string }) => string[], RegExp]> = [
+    ['missing source', d => ['mount', join(d.co, 'nope'), d.mp], /source .* does not exist/],
+    ['source is a file', d => ['mount', join(d.co, 'etc/conf'), d.mp], /is not a directory/],
+    ['missing mountpoint', d => ['mount', d.co, join(d.mp, 'nope')], /mountpoint .* does not exist/],
+    ['mountpoint is a file', d => ['mount', d.co, join(d.co, 'var/plain')], /not a directory|overlap/],
+    ['mountpoint not empty', d => ['mount', d.co, join(d.co, '..', 'repo')], /not empty/],
+    ['source inside mountpoint', d => ['mount', d.co, join(d.co, '..')], /overlap/],
+    ['source equals mountpoint', d => ['mount', d.co, d.co], /overlap/],
+    ['mountpoint inside source', d => ['mount', d.co, join(d.co, 'var/dir')], /overlap/],
+    ['unknown option', d => ['mount', '--bogus', d.co, d.mp], /Unknown option '--bogus'/],
+    ['two modes', d => ['mount', '--copyup', '--read-only', d.co, d.mp], /exclude each other/],
+    ['missing argument', d => ['mount', d.co], /takes SOURCE MOUNTPOINT/],
+    ['unknown command', () => ['frobnicate'], /unknown command 'frobnicate'/],
+    ['unmount of a plain directory', d => ['unmount', d.mp], /is not a rofiles-guard mount/]
+  ]
+  for (const [name, args, msg] of cases) {
+    it(name, () => {
+      const d = fresh()
+      const listing = fs.readdirSync(d.co).sort()
+      const line = expectOneLineError(cli(args(d)))
+      expect(line).toMatch(msg)
+      expect(isMounted(d.mp)).toBe(false)
+      expect(fs.readdirSync(d.co).sort()).toEqual(listing)
+    })
+  }
+
+  it('a mountpoint that is already a mount', () => {
+    const d = fresh()
+    execFileSync('mount', ['-t', 'tmpfs', 'rg-test', d.mp])
+    try {
+      expect(expectOneLineError(cli(['mount', d.co, d.mp]))).toMatch(/already a mount/)
+    } finally {
+      execFileSync('umount', [d.mp])
+    }
+  })
+
+  it('not root', () => {
+    const d = fresh()
+    const r = cli(['mount', d.co, d.mp], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'])
+    expect(expectOneLineError(r)).toMatch(/must run as root/)
+  })
+
+  it('no /dev/fuse', () => {
+    const d = fresh()
+    const r = cli(['mount', d.co, d.mp], ['bwrap', '--bind', '/', '/', '--dev', '/dev', '--'])
+    expect(expectOneLineError(r)).toMatch(/\/dev\/fuse does not exist/)
+  })
+
+  it('libfuse not installed', () => {
+    const d = fresh()
+    const lib = ['/lib/x86_64-linux-gnu/libfuse.so.2', '/usr/lib/x86_64-linux-gnu/libfuse.so.2'].find(p => fs.existsSync(p))!
+    const r = cli(['mount', d.co, d.mp], ['bwrap', '--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--ro-bind', '/dev/null', fs.realpathSync(lib), '--'])
+    expect(expectOneLineError(r)).toMatch(/install the Debian package libfuse2/)
+    expect(isMounted(d.mp)).toBe(false)
+  })
+})

@@ -1,0 +1,23 @@
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+
+export interface CliResult { status: number | null, stdout: string, stderr: string }
+
+/** Runs the CLI, optionally wrapped (setpriv, bwrap): `[...wrap, node, cli, ...args]`. */
+export function cli (args: string[], wrap: string[] = []): CliResult {
+  const cmd = [...wrap, process.execPath, CLI, ...args]
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** A user mistake: non-zero exit, exactly one line on stderr, no stack trace. */
+export function expectOneLineError (r: CliResult): string {
+  if (r.status === 0) throw new Error(`expected failure, got success: ${r.stdout}`)
+  const lines = r.stderr.trim().split('\n')
+  if (lines.length !== 1 || !lines[0]!.startsWith('rofiles-guard: ') || /\n\s+at /.test(r.stderr)) {
+    throw new Error(`expected one error line, got:\n${r.stderr}`)
+  }
+  return lines[0]!
+}
