@@ -12,7 +12,7 @@ export function parse (command: string, argv: string[], options: NonNullable<Par
   try {
     parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
   } catch (err) {
-    const msg = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '')
+    const msg = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '').replace(/\.$/, '')
     throw new GuardError('BAD_ARGUMENT', `${command}: ${msg}; see \`rofiles-guard ${command} --help\``)
   }
   const values = parsed.values as Parsed['values']

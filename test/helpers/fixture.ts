@@ -22,9 +22,10 @@ export interface Repo {
  * A bare repo holding one commit of a small tree that has what the policy cares about:
  * files of several modes and owners, set-id bits, user.* and security.* xattrs, symlinks.
  */
-export function makeRepo (): Repo {
+export function makeRepo (opts: { shell?: boolean } = {}): Repo {
   const dir = mkdtempSync(join(tmpdir(), 'rg-fixture-'))
   const tree = join(dir, 'tree')
+  if (opts.shell) addShell(tree)
   const w = (rel: string, data: string, mode = 0o644): void => {
     fs.mkdirSync(join(tree, rel, '..'), { recursive: true })
     fs.writeFileSync(join(tree, rel), data)
@@ -40,12 +41,40 @@ export function makeRepo (): Repo {
   fs.symlinkSync('tool', join(tree, 'usr/bin/link'))
   fs.mkdirSync(join(tree, 'var/tmp'), { recursive: true })
   fs.chmodSync(join(tree, 'var/tmp'), 0o1777)
+  // Mount points every root has (a chroot sandbox mounts /dev, /proc and /tmp on them).
+  for (const d of ['dev', 'proc', 'tmp']) fs.mkdirSync(join(tree, d))
+  fs.chmodSync(join(tree, 'tmp'), 0o1777)
   sh('setfattr', ['-n', 'user.origin', '-v', 'ostree', join(tree, 'etc/conf')])
   sh('setfattr', ['-n', 'security.rgtest', '-v', 'label_t', join(tree, 'etc/conf')])
   const repo = join(dir, 'repo')
   sh('ostree', ['init', `--repo=${repo}`, '--mode=bare'])
   sh('ostree', ['commit', `--repo=${repo}`, '--branch=test', `--tree=dir=${tree}`, '-s', 'fixture'])
   return { dir, repo, ref: 'test' }
+}
+
+/**
+ * /bin/sh (dash) with the libraries it loads, so the tree can serve as `/` for a chroot
+ * sandbox, as a real deployment root would.
+ */
+function addShell (tree: string): void {
+  const libs = sh('ldd', ['/bin/dash']).split('\n').map(l => /(\/\S+) \(0x/.exec(l)?.[1]).filter((x): x is string => Boolean(x))
+  // Merged /usr: /bin, /lib, /lib64 are symlinks into /usr, as on Debian and ostree systems.
+  const merged = (p: string): string => p.replace(/^\/(bin|lib|lib64)\//, '/usr/$1/')
+  for (const file of ['/usr/bin/dash', ...libs]) {
+    const real = fs.realpathSync(file)
+    fs.mkdirSync(join(tree, real, '..'), { recursive: true })
+    fs.copyFileSync(real, join(tree, real))
+    fs.chmodSync(join(tree, real), 0o755)
+    const alias = merged(file)
+    if (alias !== real && !fs.existsSync(join(tree, alias))) {
+      fs.mkdirSync(join(tree, alias, '..'), { recursive: true })
+      fs.symlinkSync(real, join(tree, alias))
+    }
+  }
+  fs.symlinkSync('dash', join(tree, 'usr/bin/sh'))
+  fs.symlinkSync('usr/bin', join(tree, 'bin'))
+  fs.symlinkSync('usr/lib', join(tree, 'lib'))
+  fs.symlinkSync('usr/lib64', join(tree, 'lib64'))
 }
 
 let counter = 0

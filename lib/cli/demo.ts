@@ -1,0 +1,92 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { HookFailedError } from '../hooks/errors.js'
+import { runHooks } from '../hooks/run.js'
+import type { RunReport } from '../hooks/report.js'
+import { checkSandbox, type Sandbox } from '../hooks/sandbox.js'
+import { checkoutHardlinked, commitTree, fsckRepo, initBareRepo } from '../ostree.js'
+import type { Mode } from '../policy.js'
+import { parse } from './args.js'
+import { summary } from './summary.js'
+
+export const DEMO_HELP = `Usage: rofiles-guard demo
+
+Builds a real ostree repository in a temporary directory, checks out two hardlinked roots and
+runs the example hooks (examples/hooks) against them through the guard:
+  1. an upgrade the hooks accept, in copyup mode: the config edit goes to a private copy;
+  2. an upgrade with a kernel the example module does not support, in deny mode: the config
+     edit is refused and 90-check-kernel exits non-zero, which blocks the upgrade.
+Then it checks with \`ostree fsck\` that the repository is intact, and removes everything.
+`
+
+const HOOKS = fileURLToPath(new URL('../../examples/hooks', import.meta.url))
+
+function tree (dir: string, kernel: string): void {
+  const w = (rel: string, data: string | Buffer, mode = 0o644): void => {
+    mkdirSync(join(dir, rel, '..'), { recursive: true })
+    writeFileSync(join(dir, rel), data)
+    chmodSync(join(dir, rel), mode)
+  }
+  w('etc/os-release', 'NAME="rofiles-guard demo"\nVERSION_ID=1\n')
+  w('etc/demo.conf', '# shipped with the image\ntuned = false\n')
+  mkdirSync(join(dir, 'etc/motd.d'), { recursive: true })
+  w('usr/bin/hello', '#!/bin/sh\necho hello\n', 0o755)
+  w(`usr/lib/modules/${kernel}/vmlinuz`, Buffer.alloc(64 * 1024, 7))
+  w(`usr/lib/modules/${kernel}/modules.dep`, '')
+}
+
+async function scenario (title: string, root: string, mode: Mode, sandbox: Sandbox): Promise<{ report: RunReport, blockedBy: string | null }> {
+  process.stdout.write(`\n### ${title} (mode ${mode}, sandbox ${sandbox})\n`)
+  const common = {
+    root,
+    hooksDir: HOOKS,
+    mode,
+    sandbox,
+    timeoutMs: 60_000,
+    onOutput: (hook: string, _s: 'stdout' | 'stderr', line: string) => process.stdout.write(`  [${hook}] ${line}\n`)
+  }
+  try {
+    const report = await runHooks(common)
+    process.stdout.write(summary(report, 60_000).replace(/^/gm, '  '))
+    return { report, blockedBy: null }
+  } catch (err) {
+    if (!(err instanceof HookFailedError)) throw err
+    process.stdout.write(summary(err.report, 60_000).replace(/^/gm, '  '))
+    process.stdout.write(`  upgrade blocked: ${err.message}\n`)
+    return { report: err.report, blockedBy: err.hook }
+  }
+}
+
+export async function demoCommand (argv: string[]): Promise<number> {
+  const { values } = parse('demo', argv, {}, [])
+  if (values.help) { process.stdout.write(DEMO_HELP); return 0 }
+  const work = mkdtempSync(join(tmpdir(), 'rofiles-guard-demo-'))
+  try {
+    const repo = join(work, 'repo')
+    process.stdout.write(`building an ostree repository in ${repo}\n`)
+    await initBareRepo(repo)
+    tree(join(work, 'tree-good'), '6.1.0-demo')
+    tree(join(work, 'tree-new-kernel'), '6.12.0-demo')
+    await commitTree(repo, 'demo/good', join(work, 'tree-good'), 'accepted upgrade')
+    await commitTree(repo, 'demo/new-kernel', join(work, 'tree-new-kernel'), 'upgrade with a new kernel')
+    await checkoutHardlinked(repo, 'demo/good', join(work, 'root-good'))
+    await checkoutHardlinked(repo, 'demo/new-kernel', join(work, 'root-new-kernel'))
+
+    let sandbox: Sandbox = 'bwrap'
+    try { await checkSandbox('bwrap') } catch { sandbox = 'none' }
+
+    const a = await scenario('1. upgrade the hooks accept', join(work, 'root-good'), 'copyup', sandbox)
+    const b = await scenario('2. upgrade with an unsupported kernel', join(work, 'root-new-kernel'), 'deny', sandbox)
+    const fsck = await fsckRepo(repo)
+    process.stdout.write(`\nostree fsck: ${fsck.ok ? 'repository intact' : `FAILED\n${fsck.output}`}\n`)
+
+    const asExpected = a.blockedBy === null && a.report.hooks.some(h => h.activity.copiedUp.includes('/etc/demo.conf')) &&
+      b.blockedBy === '90-check-kernel' && b.report.hooks.some(h => h.activity.denied.some(d => d.path === '/etc/demo.conf')) && fsck.ok
+    process.stdout.write(asExpected ? 'demo finished as expected\n' : 'demo did NOT go as expected\n')
+    return asExpected ? 0 : 1
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}

@@ -1,0 +1,122 @@
+import { writeFileSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { GuardError } from '../errors.js'
+import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
+import { DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, runHooks } from '../hooks/run.js'
+import type { RunReport } from '../hooks/report.js'
+import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
+import { checkMode } from '../mount/preflight.js'
+import { parse } from './args.js'
+import { summary } from './summary.js'
+
+export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode deny|copyup|readonly]
+                               [--sandbox none|bwrap|chroot] [--timeout SECONDS]
+                               [--report FILE] [--json]
+
+Mounts DIR (a new deployment's hardlinked root) through the guard and runs the hooks of the
+hooks directory in it, one at a time, in byte-wise name order. The first hook that exits
+non-zero, is killed or times out stops the run: that is how a hook blocks an upgrade.
+
+  --root DIR        the root to run the hooks against (required)
+  --hooks-dir DIR   where the hooks are (default ${DEFAULT_HOOKS_DIR})
+  --mode MODE       deny (default): writes to repository objects fail with EROFS;
+                    copyup: they go to a private copy; readonly: every write fails
+  --sandbox KIND    none (default): plain processes; bwrap: host read-only, only the mount
+                    writable; chroot: the mount as /
+  --timeout SECONDS per hook (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --report FILE     write the full report as JSON to FILE
+  --json            print the report as JSON on stdout (hook output goes to stderr)
+  -h, --help        show this help
+
+Each hook runs with the mount as its working directory, stdin closed, and ROOTHOOK_ROOT,
+ROOTHOOK_NAME and ROOTHOOK_MODE in its environment.
+`
+
+function timeoutOf (v: string | undefined): number {
+  if (v === undefined) return DEFAULT_TIMEOUT_MS
+  const s = Number(v)
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(v) || !Number.isFinite(s) || s <= 0 || s > 7 * 24 * 3600) {
+    throw new GuardError('BAD_ARGUMENT', `--timeout ${v}: give a positive number of seconds, at most 604800 (7 days)`)
+  }
+  return s * 1000
+}
+
+function checkReportPath (file: string): string {
+  const abs = resolve(file)
+  let st
+  try { st = statSync(dirname(abs)) } catch {
+    throw new GuardError('BAD_ARGUMENT', `--report ${file}: directory ${dirname(abs)} does not exist`)
+  }
+  if (!st.isDirectory()) throw new GuardError('BAD_ARGUMENT', `--report ${file}: ${dirname(abs)} is not a directory`)
+  try { if (statSync(abs).isDirectory()) throw new GuardError('BAD_ARGUMENT', `--report ${file} is a directory: give a file name`) } catch (err) { if (err instanceof GuardError) throw err }
+  return abs
+}
+
+export async function runHooksCommand (argv: string[]): Promise<number> {
+  const { values } = parse('run-hooks', argv, {
+    root: { type: 'string' },
+    'hooks-dir': { type: 'string' },
+    mode: { type: 'string' },
+    sandbox: { type: 'string' },
+    timeout: { type: 'string' },
+    report: { type: 'string' },
+    json: { type: 'boolean' }
+  }, [])
+  if (values.help) { process.stdout.write(RUN_HOOKS_HELP); return 0 }
+  if (typeof values.root !== 'string') throw new GuardError('BAD_ARGUMENT', 'run-hooks needs --root DIR: the root to run the hooks against')
+  const mode = checkMode(values.mode)
+  const sandbox = (values.sandbox ?? 'none') as Sandbox
+  if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(values.sandbox)}': use none, bwrap or chroot`)
+  const timeoutMs = timeoutOf(values.timeout as string | undefined)
+  const reportFile = typeof values.report === 'string' ? checkReportPath(values.report) : null
+  const json = Boolean(values.json)
+  const info = json ? process.stderr : process.stdout
+
+  const abort = new AbortController()
+  let signalled: NodeJS.Signals | null = null
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) return
+    signalled = sig
+    process.stderr.write(`rofiles-guard: ${sig}: stopping the running hook and removing the mount\n`)
+    abort.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  let report: RunReport | null = null
+  let failure: GuardError | null = null
+  try {
+    report = await runHooks({
+      root: values.root,
+      hooksDir: (values['hooks-dir'] as string | undefined) ?? DEFAULT_HOOKS_DIR,
+      mode,
+      sandbox,
+      timeoutMs,
+      signal: abort.signal,
+      onHookStart: (h, i, n) => info.write(`==> roothook ${h.name} (${i + 1}/${n})\n`),
+      onOutput: (hook, stream, line) => (stream === 'stderr' || json ? process.stderr : process.stdout).write(`[${hook}] ${line}\n`)
+    })
+  } catch (err) {
+    if (err instanceof HookFailedError || err instanceof RunAbortedError) {
+      report = err.report
+      failure = err
+    } else {
+      throw err
+    }
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+  info.write(summary(report, timeoutMs))
+  if (reportFile) writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
+  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  if (failure instanceof RunAbortedError) {
+    process.stderr.write(`rofiles-guard: interrupted (${signalled ?? 'aborted'}); the mount is removed\n`)
+    return signalled === 'SIGTERM' ? 143 : 130
+  }
+  if (failure) {
+    process.stderr.write(`${failure.message}\n`)
+    return 1
+  }
+  return 0
+}

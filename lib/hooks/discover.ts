@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto'
+import * as fs from 'node:fs'
+import { join, resolve } from 'node:path'
+import { GuardError } from '../errors.js'
+
+export interface Hook {
+  name: string
+  /** Path in the hooks directory (may be a symlink to the executable). */
+  path: string
+  /** sha256 of the executable's content, as run. */
+  sha256: string
+}
+
+export interface SkippedEntry { name: string, reason: string }
+
+export interface Discovery { dir: string, hooks: Hook[], skipped: SkippedEntry[] }
+
+/** Byte-wise order of the names' UTF-8 bytes, as `LC_ALL=C ls` and run-parts sort. */
+function byteOrder (a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b))
+}
+
+/**
+ * The hooks a directory holds, in the order they run, and the entries that will not run with
+ * the reason (SPEC "Hooks"): regular executable files and symlinks to them run; directories,
+ * non-executables, broken symlinks and names starting with "." do not.
+ */
+export function discoverHooks (dir: string): Discovery {
+  const abs = resolve(dir)
+  let names: string[]
+  try {
+    names = fs.readdirSync(abs)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new GuardError('HOOKS_DIR_NOT_FOUND', `hooks directory ${abs} does not exist: create it or pass --hooks-dir`)
+    if (code === 'ENOTDIR') throw new GuardError('HOOKS_DIR_NOT_FOUND', `hooks directory ${abs} is not a directory: pass the directory that holds the hooks`)
+    if (code === 'EACCES') throw new GuardError('HOOKS_DIR_NOT_FOUND', `hooks directory ${abs} cannot be read (permission denied)`)
+    throw err
+  }
+  const hooks: Hook[] = []
+  const skipped: SkippedEntry[] = []
+  for (const name of names.sort(byteOrder)) {
+    const path = join(abs, name)
+    if (name.startsWith('.')) { skipped.push({ name, reason: 'hidden (name starts with ".")' }); continue }
+    let st: fs.Stats
+    try {
+      st = fs.statSync(path)
+    } catch {
+      skipped.push({ name, reason: 'broken symlink' })
+      continue
+    }
+    if (st.isDirectory()) { skipped.push({ name, reason: 'directory' }); continue }
+    if (!st.isFile()) { skipped.push({ name, reason: 'not a regular file' }); continue }
+    if ((st.mode & 0o111) === 0) { skipped.push({ name, reason: 'not executable' }); continue }
+    let sha256: string
+    try {
+      sha256 = createHash('sha256').update(fs.readFileSync(path)).digest('hex')
+    } catch (err) {
+      skipped.push({ name, reason: `unreadable (${(err as NodeJS.ErrnoException).code ?? 'error'})` })
+      continue
+    }
+    hooks.push({ name, path, sha256 })
+  }
+  return { dir: abs, hooks, skipped }
+}

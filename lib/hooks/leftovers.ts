@@ -1,0 +1,83 @@
+import * as fs from 'node:fs'
+
+export interface KilledProcess { pid: number, command: string }
+
+function inside (p: string, mountpoint: string): boolean {
+  return p === mountpoint || p.startsWith(mountpoint + '/')
+}
+
+function command (pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') || `[${fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}]`
+  } catch {
+    return '?'
+  }
+}
+
+/**
+ * Processes that use the mount: cwd, root or an open file inside it. Reading these /proc links
+ * does not reach the FUSE server, so this is safe from any process. `exclude` keeps the caller
+ * and the server out of it.
+ */
+export function processesUsing (mountpoint: string, exclude: Set<number>): KilledProcess[] {
+  const out: KilledProcess[] = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const pid = Number(entry)
+    if (exclude.has(pid)) continue
+    let uses = false
+    try {
+      for (const link of ['cwd', 'root']) {
+        if (inside(fs.readlinkSync(`/proc/${pid}/${link}`), mountpoint)) uses = true
+      }
+      if (!uses) {
+        for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+          try { if (inside(fs.readlinkSync(`/proc/${pid}/fd/${fd}`), mountpoint)) { uses = true; break } } catch { /* closed meanwhile */ }
+        }
+      }
+    } catch {
+      continue // gone, or a kernel thread
+    }
+    if (uses) out.push({ pid, command: command(pid) })
+  }
+  return out
+}
+
+function signalGroup (pgid: number, sig: NodeJS.Signals): void {
+  try { process.kill(-pgid, sig) } catch { /* group gone */ }
+}
+
+/** Running (a zombie waiting for its parent counts as ended: it holds nothing any more). */
+export function alive (pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+function groupAlive (pgid: number): boolean {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true
+    } catch { /* gone */ }
+  }
+  return false
+}
+
+/** SIGTERM, then SIGKILL after `graceMs` for whatever is still there. */
+export { groupAlive }
+export async function terminate (pids: number[], groups: number[], graceMs: number): Promise<void> {
+  for (const g of groups) signalGroup(g, 'SIGTERM')
+  for (const p of pids) { try { process.kill(p, 'SIGTERM') } catch { /* gone */ } }
+  const end = Date.now() + graceMs
+  while (Date.now() < end && (pids.some(alive) || groups.some(groupAlive))) {
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+  for (const g of groups) signalGroup(g, 'SIGKILL')
+  for (const p of pids) { try { process.kill(p, 'SIGKILL') } catch { /* gone */ } }
+}

@@ -1,0 +1,198 @@
+import { execa } from 'execa'
+import { GuardError } from '../errors.js'
+import { logger } from '../log.js'
+import { mountGuard, type GuardMount } from '../mount/guard.js'
+import { checkMode } from '../mount/preflight.js'
+import type { Mode } from '../policy.js'
+import { discoverHooks, type Hook } from './discover.js'
+import { HookFailedError, RunAbortedError } from './errors.js'
+import { groupAlive, processesUsing, terminate, type KilledProcess } from './leftovers.js'
+import { describeEnd, emptyActivity, TAIL_BYTES, type HookReport, type RunReport } from './report.js'
+import { checkSandbox, isSandbox, launch, type Sandbox } from './sandbox.js'
+
+const log = logger('hooks')
+
+export const DEFAULT_HOOKS_DIR = '/etc/rpm-ostree/roothooks.d'
+export const DEFAULT_TIMEOUT_MS = 600_000
+const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000
+
+export interface RunHooksOptions {
+  /** The new root (a hardlinked checkout). */
+  root: string
+  /** Default /etc/rpm-ostree/roothooks.d. */
+  hooksDir?: string
+  mode?: Mode
+  sandbox?: Sandbox
+  /** Per hook; default 600 000 (10 min). `null`: no limit. */
+  timeoutMs?: number | null
+  /** After SIGTERM to a hook's processes, how long before SIGKILL (default 5 000). */
+  killGraceMs?: number
+  /** Extra environment for the hooks (ROOTHOOK_* always win). */
+  env?: Record<string, string>
+  /** Each line a hook writes, as it comes. */
+  onOutput?: (hook: string, stream: 'stdout' | 'stderr', line: string) => void
+  /** Called when a hook starts, with its position. */
+  onHookStart?: (hook: Hook, index: number, total: number) => void
+  /** Stops the run: the running hook is killed, the mount torn down, RunAbortedError thrown. */
+  signal?: AbortSignal
+  /** Mount here instead of a temporary directory. */
+  mountpoint?: string
+}
+
+function checkTimeout (t: number | null | undefined): number | null {
+  if (t === undefined) return DEFAULT_TIMEOUT_MS
+  if (t === null) return null
+  if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > MAX_TIMEOUT_MS) {
+    throw new GuardError('BAD_ARGUMENT', `timeout ${String(t)} ms is not usable: give a positive number of seconds up to 7 days`)
+  }
+  return t
+}
+
+class Tail {
+  private text = ''
+  private partial = ''
+  constructor (private readonly emit: (line: string) => void) {}
+  push (chunk: Buffer): void {
+    const s = this.partial + chunk.toString('utf8')
+    const lines = s.split('\n')
+    this.partial = lines.pop()!
+    for (const l of lines) this.emit(l)
+    this.text = (this.text + s.slice(0, s.length - this.partial.length)).slice(-TAIL_BYTES)
+  }
+  end (): string {
+    if (this.partial) { this.emit(this.partial); this.text = (this.text + this.partial).slice(-TAIL_BYTES); this.partial = '' }
+    return this.text
+  }
+}
+
+interface Ran { report: HookReport, failed: boolean }
+
+async function runOne (hook: Hook, guard: GuardMount, o: { mode: Mode, sandbox: Sandbox, hooksDir: string, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
+  const l = launch(o.sandbox, hook.path, o.hooksDir, hook.name, guard.mountpoint)
+  const started = Date.now()
+  const out = new Tail(line => o.onOutput?.(hook.name, 'stdout', line))
+  const err = new Tail(line => o.onOutput?.(hook.name, 'stderr', line))
+  const sub = execa(l.file, l.args, {
+    cwd: l.cwd,
+    env: { ...o.env, ROOTHOOK_ROOT: l.root, ROOTHOOK_NAME: hook.name, ROOTHOOK_MODE: o.mode },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    detached: true // its own process group: the whole group can be ended
+  })
+  sub.stdout?.on('data', (c: Buffer) => out.push(c))
+  sub.stderr?.on('data', (c: Buffer) => err.push(c))
+  const pgid = sub.pid
+  let timedOut = false
+  let aborted = false
+  const ending: Array<Promise<void>> = []
+  const end = (): void => { if (pgid) ending.push(terminate([pgid], [pgid], o.graceMs)) }
+  const timer = o.timeoutMs === null ? null : setTimeout(() => { timedOut = true; log('%s timed out', hook.name); end() }, o.timeoutMs)
+  const onAbort = (): void => { aborted = true; end() }
+  o.signal?.addEventListener('abort', onAbort, { once: true })
+
+  // 'exit', not the promise: background processes may hold the output pipes open.
+  const [exitCode, signal] = await new Promise<[number | null, string | null]>(resolve => {
+    sub.once('exit', (code, sig) => resolve([code, sig]))
+    sub.once('error', () => resolve([127, null]))
+  })
+  if (timer) clearTimeout(timer)
+  o.signal?.removeEventListener('abort', onAbort)
+
+  // Whatever of the hook still runs in or on the mount is ended: its group, and any process
+  // with its cwd, root or a file in the mount (a daemon that left the group, for instance).
+  const exclude = new Set([process.pid, guard.pid])
+  const groupLeft = pgid !== undefined && groupAlive(pgid)
+  const users = processesUsing(guard.mountpoint, exclude)
+  const killed: KilledProcess[] = [...users]
+  if (groupLeft || users.length) {
+    await terminate(users.map(u => u.pid), groupLeft && pgid ? [pgid] : [], o.graceMs)
+    if (killed.length) log('%s left processes behind, ended: %o', hook.name, killed)
+  }
+  await Promise.all(ending)
+  await sub.catch(() => undefined)
+  const report: HookReport = {
+    name: hook.name,
+    path: hook.path,
+    sha256: hook.sha256,
+    exitCode,
+    signal,
+    timedOut,
+    durationMs: Date.now() - started,
+    stdoutTail: out.end(),
+    stderrTail: err.end(),
+    killed,
+    activity: emptyActivity()
+  }
+  return { report, failed: timedOut || signal !== null || exitCode !== 0, aborted }
+}
+
+/**
+ * Mounts `root` through the guard, runs the hooks of `hooksDir` in the mount one at a time,
+ * and resolves to the report. The first hook that fails stops the run (HookFailedError with
+ * the partial report). The mount is torn down in every case before this returns or throws.
+ */
+export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
+  const mode = checkMode(opts.mode)
+  const sandbox = opts.sandbox ?? 'none'
+  if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
+  const timeoutMs = checkTimeout(opts.timeoutMs)
+  const graceMs = opts.killGraceMs ?? 5000
+  const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
+  await checkSandbox(sandbox)
+  if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
+
+  const startedAt = new Date()
+  const guard = await mountGuard(opts.root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
+  const report: RunReport = {
+    root: guard.root,
+    mountpoint: guard.mountpoint,
+    mode,
+    sandbox,
+    hooksDir: discovery.dir,
+    startedAt: startedAt.toISOString(),
+    durationMs: 0,
+    outcome: 'success',
+    failedHook: null,
+    hooks: [],
+    skipped: discovery.skipped,
+    lazyUnmount: false,
+    totalOperations: 0
+  }
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
+  Object.assign(env, opts.env ?? {})
+
+  let failure: 'failed' | 'aborted' | null = null
+  let detail = ''
+  try {
+    for (const [i, hook] of discovery.hooks.entries()) {
+      if (opts.signal?.aborted) { failure = 'aborted'; break }
+      await guard.setHook(hook.name)
+      opts.onHookStart?.(hook, i, discovery.hooks.length)
+      const ran = await runOne(hook, guard, { mode, sandbox, hooksDir: discovery.dir, timeoutMs, graceMs, env, onOutput: opts.onOutput, signal: opts.signal })
+      report.hooks.push(ran.report)
+      if (ran.aborted) { failure = 'aborted'; report.failedHook = hook.name; break }
+      if (ran.failed) {
+        failure = 'failed'
+        report.failedHook = hook.name
+        detail = describeEnd(ran.report, timeoutMs)
+        break
+      }
+    }
+    await guard.setHook(null)
+    const journal = await guard.journal()
+    report.totalOperations = journal.total
+    for (const h of report.hooks) h.activity = journal.hooks[h.name] ?? emptyActivity()
+  } finally {
+    const u = await guard.unmount()
+    report.lazyUnmount = u.lazy
+    report.durationMs = Date.now() - startedAt.getTime()
+  }
+  if (guard.error) throw guard.error
+  if (failure === 'aborted') { report.outcome = 'aborted'; throw new RunAbortedError(report) }
+  if (failure === 'failed') { report.outcome = 'failed'; throw new HookFailedError(report, detail) }
+  return report
+}

@@ -1,0 +1,256 @@
+// The hook runner: order, environment, output, failure, timeouts, leftovers, journal, sandboxes.
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { discoverHooks, HookFailedError, RunAbortedError, runHooks, type RunReport } from '../dist/index.js'
+import { checkout, fsck, makeRepo, rmrf, snapshotObjects, type ObjectState, type Repo } from './helpers/fixture.js'
+import { hooksDir } from './helpers/hooks.js'
+import { fuseMounts } from './helpers/mounts.js'
+
+let repo: Repo
+let objects: Map<string, ObjectState>
+const dirs: string[] = []
+beforeAll(() => { repo = makeRepo({ shell: true }); objects = snapshotObjects(repo.repo) })
+afterAll(() => rmrf(repo.dir))
+afterEach(() => {
+  expect(snapshotObjects(repo.repo)).toEqual(objects)
+  fsck(repo.repo)
+  for (const d of dirs.splice(0)) rmrf(d)
+})
+
+function root (): string { const co = checkout(repo); dirs.push(co); return co }
+function hooks (h: Parameters<typeof hooksDir>[0]): string { const d = hooksDir(h); dirs.push(d); return d }
+const isMounted = (p: string): boolean => fuseMounts().some(m => m.mountpoint === p)
+/** Running, not a zombie. */
+function alive (pid: number): boolean {
+  try { return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')) } catch { return false }
+}
+
+async function failure (p: Promise<unknown>): Promise<HookFailedError> {
+  try { await p } catch (err) { if (err instanceof HookFailedError) return err; throw err }
+  throw new Error('the run did not fail')
+}
+
+describe('discoverHooks', () => {
+  it('orders byte-wise and says what it skips and why', () => {
+    const d = hooks({ '50-bar': 'true', '10-foo': 'true', 'B-upper': 'true', 'a-lower': 'true', 'with space': 'true', '.hidden': 'true', 'noexec': ['true', 0o644] })
+    fs.mkdirSync(join(d, '20-dir'))
+    fs.symlinkSync(join(d, '10-foo'), join(d, '30-link'))
+    fs.symlinkSync(join(d, 'missing'), join(d, '40-broken'))
+    const r = discoverHooks(d)
+    expect(r.hooks.map(h => h.name)).toEqual(['10-foo', '30-link', '50-bar', 'B-upper', 'a-lower', 'with space'])
+    expect(r.hooks[0]!.sha256).toMatch(/^[0-9a-f]{64}$/)
+    expect(Object.fromEntries(r.skipped.map(s => [s.name, s.reason]))).toEqual({
+      '.hidden': 'hidden (name starts with ".")',
+      '20-dir': 'directory',
+      '40-broken': 'broken symlink',
+      noexec: 'not executable'
+    })
+  })
+
+  it('names a missing hooks directory', () => {
+    expect(() => discoverHooks('/nonexistent/hooks')).toThrow(/hooks directory \/nonexistent\/hooks does not exist/)
+  })
+})
+
+describe('runHooks', () => {
+  it('runs each hook in the mount with ROOTHOOK_* set, stdin closed, in order', async () => {
+    const co = root()
+    const d = hooks({
+      '10-env': 'echo "root=$ROOTHOOK_ROOT name=$ROOTHOOK_NAME mode=$ROOTHOOK_MODE cwd=$(pwd) extra=$EXTRA"; echo "stdin=$(head -c 10 | wc -c)"',
+      '20-second': 'echo second'
+    })
+    const lines: string[] = []
+    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', env: { EXTRA: 'x' }, onOutput: (h, s, l) => lines.push(`${h}:${s}:${l}`) })
+    expect(r.outcome).toBe('success')
+    expect(lines).toEqual([
+      `10-env:stdout:root=${r.mountpoint} name=10-env mode=copyup cwd=${r.mountpoint} extra=x`,
+      '10-env:stdout:stdin=0',
+      '20-second:stdout:second'
+    ])
+    expect(r.hooks.map(h => [h.name, h.exitCode, h.sha256.length])).toEqual([['10-env', 0, 64], ['20-second', 0, 64]])
+    expect(isMounted(r.mountpoint)).toBe(false)
+  })
+
+  it('streams output live, keeps a bounded tail', async () => {
+    const co = root()
+    const gate = join(dirs[0]!, '..', `gate-${process.pid}`)
+    dirs.push(gate)
+    // The hook waits for a file that the test creates only once it has seen the first line:
+    // if output were not live, this would never finish.
+    const d = hooks({ '10-live': `echo first; while [ ! -e ${gate} ]; do sleep 0.05; done; echo second; head -c 200000 /dev/zero | tr '\\0' 'e' >&2; echo >&2; echo last-line >&2` })
+    const r = await runHooks({
+      root: co,
+      hooksDir: d,
+      timeoutMs: 20_000,
+      onOutput: (_h, _s, l) => { if (l === 'first') fs.writeFileSync(gate, '') }
+    })
+    const h = r.hooks[0]!
+    expect(h.stdoutTail).toBe('first\nsecond\n')
+    expect(h.stderrTail.length).toBeLessThanOrEqual(16 * 1024)
+    expect(h.stderrTail.endsWith('eee\nlast-line\n')).toBe(true)
+  })
+
+  it('a hook that exits non-zero stops the run, names itself, and later hooks do not run', async () => {
+    const co = root()
+    const d = hooks({ '10-ok': 'touch "$ROOTHOOK_ROOT/var/ran-10"', '20-block': 'echo "incompatible kernel" >&2; exit 3', '30-never': 'touch "$ROOTHOOK_ROOT/var/ran-30"' })
+    const err = await failure(runHooks({ root: co, hooksDir: d }))
+    expect(err.message).toBe('roothook 20-block failed: exit status 3')
+    expect([err.hook, err.exitCode, err.signal, err.timedOut]).toEqual(['20-block', 3, null, false])
+    expect(err.stderrTail).toBe('incompatible kernel\n')
+    expect(err.report.outcome).toBe('failed')
+    expect(err.report.hooks.map(h => h.name)).toEqual(['10-ok', '20-block'])
+    expect(fs.existsSync(join(co, 'var/ran-10'))).toBe(true)
+    expect(fs.existsSync(join(co, 'var/ran-30'))).toBe(false)
+    expect(isMounted(err.report.mountpoint)).toBe(false)
+  })
+
+  it('a hook killed by a signal fails the run', async () => {
+    const err = await failure(runHooks({ root: root(), hooksDir: hooks({ '10-die': 'kill -KILL $$' }) }))
+    expect(err.message).toBe('roothook 10-die failed: killed by SIGKILL')
+    expect(err.signal).toBe('SIGKILL')
+  })
+
+  it('a hook past its timeout is ended with its whole process group, SIGKILL if it ignores SIGTERM', async () => {
+    const co = root()
+    const pidFile = join(co, 'var/child.pid')
+    const d = hooks({ '10-slow': `trap '' TERM; sleep 1000 & echo $! > ${pidFile}; while :; do sleep 0.1; done` })
+    const err = await failure(runHooks({ root: co, hooksDir: d, timeoutMs: 700, killGraceMs: 300 }))
+    expect(err.message).toBe('roothook 10-slow failed: timed out after 0.7 s')
+    expect(err.timedOut).toBe(true)
+    const child = Number(fs.readFileSync(pidFile, 'utf8'))
+    expect(alive(child)).toBe(false)
+    expect(isMounted(err.report.mountpoint)).toBe(false)
+  })
+
+  it('ends processes a hook leaves running in the mount, even outside its group, and reports them', async () => {
+    const co = root()
+    const d = hooks({ '10-bg': `cd "$ROOTHOOK_ROOT/etc"; sleep 1000 & setsid sleep 999 < /dev/null > /dev/null 2>&1 & echo started` })
+    const r = await runHooks({ root: co, hooksDir: d, killGraceMs: 500 })
+    expect(r.outcome).toBe('success')
+    const cmds = r.hooks[0]!.killed.map(k => k.command)
+    expect(cmds).toHaveLength(2)
+    expect(cmds.some(c => c.endsWith('sleep 1000'))).toBe(true)
+    expect(cmds.some(c => c.endsWith('sleep 999'))).toBe(true) // setsid: left the hook's group
+    for (const k of r.hooks[0]!.killed) expect(alive(k.pid)).toBe(false)
+    expect(r.lazyUnmount).toBe(false)
+    expect(isMounted(r.mountpoint)).toBe(false)
+  })
+
+  it('records per hook what it created, modified, copied up, removed, renamed, and was denied', async () => {
+    const co = root()
+    const d = hooks({
+      '10-writer': 'cd "$ROOTHOOK_ROOT"; echo n > var/new; for i in $(seq 50); do echo $i >> var/plain; done; echo x >> etc/conf; mv var/new var/renamed; rm usr/bin/tool; mkfifo var/fifo 2>/dev/null || true',
+      '20-reader': 'cat "$ROOTHOOK_ROOT/etc/conf" > /dev/null'
+    })
+    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup' })
+    const a = r.hooks[0]!.activity
+    expect(a.created).toEqual(['/var/new'])
+    expect(a.modified.sort()).toEqual(['/etc/conf', '/var/plain']) // 50 appends collapse into one entry
+    expect(a.copiedUp).toEqual(['/etc/conf'])
+    expect(a.removed).toEqual(['/usr/bin/tool'])
+    expect(a.renamed).toEqual([{ from: '/var/new', to: '/var/renamed' }])
+    expect(a.denied).toEqual([{ op: 'mknod', path: '/var/fifo', errno: 'EROFS' }])
+    expect(r.hooks[1]!.activity.operations).toBe(0)
+  })
+
+  it("keeps the journal bounded: past 10,000 paths per list a hook's entries are counted, not kept", async () => {
+    const co = root()
+    const d = hooks({ '10-many': 'cd "$ROOTHOOK_ROOT/var/dir"; i=0; while [ $i -lt 10050 ]; do : > f$i; i=$((i+1)); done' })
+    const r = await runHooks({ root: co, hooksDir: d })
+    const a = r.hooks[0]!.activity
+    expect(a.created).toHaveLength(10_000)
+    expect(a.dropped).toBe(50)
+    expect(a.operations).toBe(10_050)
+  })
+
+  it('stops on abort: the running hook is killed and the mount removed', async () => {
+    const co = root()
+    const ac = new AbortController()
+    const d = hooks({ '10-wait': 'echo waiting; sleep 1000', '20-never': 'touch "$ROOTHOOK_ROOT/var/ran-20"' })
+    const p = runHooks({ root: co, hooksDir: d, signal: ac.signal, killGraceMs: 300, onOutput: (_h, _s, l) => { if (l === 'waiting') ac.abort() } })
+    const err = await p.then(() => null, (e: unknown) => e)
+    expect(err).toBeInstanceOf(RunAbortedError)
+    const report = (err as RunAbortedError).report
+    expect(report.outcome).toBe('aborted')
+    expect(report.hooks.map(h => h.name)).toEqual(['10-wait'])
+    expect(isMounted(report.mountpoint)).toBe(false)
+    expect(fs.existsSync(join(co, 'var/ran-20'))).toBe(false)
+  })
+
+  it('an empty hooks directory is a successful run with no hooks', async () => {
+    const r = await runHooks({ root: root(), hooksDir: hooks({}) })
+    expect([r.outcome, r.hooks.length]).toEqual(['success', 0])
+  })
+
+  it('refuses a missing hooks directory and a bad timeout before mounting', async () => {
+    await expect(runHooks({ root: root(), hooksDir: '/nonexistent' })).rejects.toMatchObject({ code: 'HOOKS_DIR_NOT_FOUND' })
+    await expect(runHooks({ root: root(), hooksDir: hooks({}), timeoutMs: -1 })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
+    await expect(runHooks({ root: root(), hooksDir: hooks({}), sandbox: 'docker' as never })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
+  })
+})
+
+describe('sandboxes', () => {
+  // Writes to the backing root's real path and to a repository object by its real path:
+  // possible for a plain hook, impossible under bwrap, where only the mount is writable.
+  const escape = (co: string, objectPath: string): string => `echo escaped > ${co}/var/escaped && echo done-root; echo corrupt >> ${objectPath} && echo done-object`
+
+  /** The repository object behind the checkout's etc/conf (same inode). */
+  function objectFile (r: Repo, co: string): string {
+    const ino = fs.statSync(join(co, 'etc/conf')).ino
+    for (const key of snapshotObjects(r.repo).keys()) {
+      const p = join(r.repo, 'objects', key)
+      if (fs.lstatSync(p).ino === ino) return p
+    }
+    throw new Error('object of etc/conf not found')
+  }
+
+  it('bwrap: host read-only, only the mount writable, private /tmp, own PID namespace', async () => {
+    const co = root()
+    const obj = objectFile(repo, co)
+    const d = hooks({
+      '10-escape': `${escape(co, obj)} || true; echo x > /var/tmp/rg-bwrap-escape-$$ && echo done-host || true`,
+      '20-inside': `echo ok > "$ROOTHOOK_ROOT/var/inside"; echo private > /tmp/rg-sandbox-$$; echo "pidns=$(readlink /proc/self/ns/pid)"`
+    })
+    const lines: string[] = []
+    const r = await runHooks({ root: co, hooksDir: d, sandbox: 'bwrap', onOutput: (_h, _s, l) => lines.push(l) })
+    expect(lines.filter(l => l.startsWith('done'))).toEqual([])
+    // The host is read-only; the backing root and repo here are not even visible (they lie
+    // under the sandbox's private /tmp).
+    expect(lines.join('\n')).toMatch(/Read-only file system/)
+    expect(lines.join('\n')).toMatch(/nonexistent|No such file/)
+    expect(fs.existsSync(join(co, 'var/escaped'))).toBe(false)
+    expect(fs.readdirSync('/var/tmp').filter(n => n.startsWith('rg-bwrap-escape-'))).toEqual([])
+    expect(fs.readFileSync(join(co, 'var/inside'), 'utf8')).toBe('ok\n')
+    expect(fs.readdirSync('/tmp').filter(n => n.startsWith('rg-sandbox-'))).toEqual([])
+    const pidns = lines.find(l => l.startsWith('pidns='))!.slice(6)
+    expect(pidns).not.toBe(fs.readlinkSync('/proc/self/ns/pid'))
+    expect(r.outcome).toBe('success')
+  })
+
+  it('none: the same hook can reach the real paths (why bwrap is recommended)', async () => {
+    const throwaway = makeRepo()
+    dirs.push(throwaway.dir)
+    const co = checkout(throwaway)
+    const lines: string[] = []
+    await runHooks({ root: co, hooksDir: hooks({ '10-escape': escape(co, objectFile(throwaway, co)) }), sandbox: 'none', onOutput: (_h, _s, l) => lines.push(l) })
+    expect(lines).toEqual(['done-root', 'done-object'])
+    expect(spawnSync('ostree', ['fsck', `--repo=${throwaway.repo}`]).status).not.toBe(0)
+  })
+
+  it("chroot: the mount is /, the hook runs with the root's own /bin/sh", async () => {
+    const co = root()
+    const lines: string[] = []
+    const r: RunReport = await runHooks({
+      root: co,
+      hooksDir: hooks({ '10-chroot': 'echo "root=$ROOTHOOK_ROOT pwd=$(pwd)"; read line < /etc/conf; echo "conf=$line"; echo made > /var/made' }),
+      sandbox: 'chroot',
+      mode: 'copyup',
+      onOutput: (_h, _s, l) => lines.push(l)
+    })
+    expect(lines).toEqual(['root=/ pwd=/', 'conf=original config'])
+    expect(fs.readFileSync(join(co, 'var/made'), 'utf8')).toBe('made\n')
+    expect(r.hooks[0]!.activity.created).toEqual(['/var/made'])
+  })
+})

@@ -1,0 +1,125 @@
+// `rofiles-guard run-hooks` and `rofiles-guard demo` as users run them.
+import { spawn } from 'node:child_process'
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { checkout, emptyDir, fsck, makeRepo, rmrf, type Repo } from './helpers/fixture.js'
+import { CLI, cli, expectOneLineError } from './helpers/cli.js'
+import { hooksDir } from './helpers/hooks.js'
+import { fuseMounts } from './helpers/mounts.js'
+
+let repo: Repo
+const dirs: string[] = []
+beforeAll(() => { repo = makeRepo() })
+afterAll(() => rmrf(repo.dir))
+afterEach(() => { fsck(repo.repo); for (const d of dirs.splice(0)) rmrf(d) })
+
+function root (): string { const co = checkout(repo); dirs.push(co); return co }
+function hooks (h: Parameters<typeof hooksDir>[0]): string { const d = hooksDir(h); dirs.push(d); return d }
+const guardMounts = (): string[] => fuseMounts().filter(m => m.fstype === 'fuse.rofiles-guard').map(m => m.mountpoint)
+
+describe('rofiles-guard run-hooks', () => {
+  it('streams output prefixed with the hook name, prints a summary, exits 0', () => {
+    const d = hooks({ '10-hello': 'echo hello; echo warn >&2; echo n > "$ROOTHOOK_ROOT/var/new"', '20-edit': 'echo x >> "$ROOTHOOK_ROOT/etc/conf" || echo refused' })
+    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', d])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain('[10-hello] hello\n')
+    expect(r.stderr).toContain('[10-hello] warn\n')
+    expect(r.stdout).toMatch(/✓ 10-hello \[ok, [\d.]+ s\]: changed 1 path \(\/var\/new\); copied up 0 objects; denied 0 writes/)
+    expect(r.stdout).toMatch(/✓ 20-edit \[ok, [\d.]+ s\]: changed 0 paths; copied up 0 objects; denied 1 write \(open \/etc\/conf\)/)
+  })
+
+  it('a failing hook: exit 1, last line "roothook NAME failed: ...", report written', () => {
+    const d = hooks({ '10-ok': 'true', '20-block': 'exit 3', '30-never': 'touch "$ROOTHOOK_ROOT/var/never"' })
+    const co = root()
+    const out = emptyDir('rg-report-')
+    dirs.push(out)
+    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d, '--mode', 'copyup', '--report', join(out, 'report.json')])
+    expect(r.status).toBe(1)
+    expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 20-block failed: exit status 3')
+    const report = JSON.parse(fs.readFileSync(join(out, 'report.json'), 'utf8'))
+    expect(report.outcome).toBe('failed')
+    expect(report.failedHook).toBe('20-block')
+    expect(report.hooks.map((h: { name: string }) => h.name)).toEqual(['10-ok', '20-block'])
+    expect(fs.existsSync(join(co, 'var/never'))).toBe(false)
+    expect(guardMounts()).not.toContain(report.mountpoint)
+  })
+
+  it('--json prints the report on stdout, hook output on stderr', () => {
+    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', hooks({ '10-a': 'echo out' }), '--json', '--timeout', '30'])
+    expect(r.status).toBe(0)
+    const report = JSON.parse(r.stdout)
+    expect(report.hooks[0].name).toBe('10-a')
+    expect(report.hooks[0].stdoutTail).toBe('out\n')
+    expect(r.stderr).toContain('[10-a] out')
+  })
+
+  it('an empty hooks directory is a success that says no hooks ran', () => {
+    const d = hooks({})
+    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', d])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain(`no hooks ran: ${d} holds no hooks`)
+  })
+
+  it('times out a hook: exit 1 with "timed out after"', () => {
+    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', hooks({ '10-slow': 'sleep 60' }), '--timeout', '0.5'])
+    expect(r.status).toBe(1)
+    expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 10-slow failed: timed out after 0.5 s')
+  })
+
+  const bad: Array<[string, (co: string, d: string) => string[], RegExp]> = [
+    ['missing --root', (_co, d) => ['run-hooks', '--hooks-dir', d], /needs --root DIR/],
+    ['missing hooks dir', co => ['run-hooks', '--root', co, '--hooks-dir', '/nonexistent/hooks'], /hooks directory \/nonexistent\/hooks does not exist/],
+    ['root missing', (co, d) => ['run-hooks', '--root', join(co, 'nope'), '--hooks-dir', d], /source .* does not exist/],
+    ['unknown mode', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--mode', 'yolo'], /unknown mode 'yolo'/],
+    ['unknown sandbox', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'docker'], /unknown sandbox 'docker'/],
+    ['negative timeout', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--timeout=-5'], /--timeout -5: give a positive number/],
+    ['timeout value looks like an option', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--timeout', '-5'], /--timeout/],
+    ['zero timeout', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--timeout', '0'], /--timeout 0: give a positive number/],
+    ['absurd timeout', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--timeout', '1e99'], /--timeout 1e99/],
+    ['report dir missing', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--report', '/nonexistent/r.json'], /directory \/nonexistent does not exist/],
+    ['stray argument', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, 'extra'], /takes no arguments/]
+  ]
+  for (const [name, args, msg] of bad) {
+    it(`bad input: ${name}`, () => {
+      const co = root()
+      const listing = fs.readdirSync(join(co, 'var')).sort()
+      const line = expectOneLineError(cli(args(co, hooks({ '10-x': 'touch "$ROOTHOOK_ROOT/var/ran"' }))))
+      expect(line).toMatch(msg)
+      expect(fs.readdirSync(join(co, 'var')).sort()).toEqual(listing) // no hook ran, nothing changed
+    })
+  }
+
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`${sig} stops the running hook, removes the mount, exits ${code}`, async () => {
+      const co = root()
+      const d = hooks({ '10-wait': `echo $$ > "${co}/var/hook.pid"; echo "$ROOTHOOK_ROOT" > "${co}/var/mountpoint"; echo waiting; sleep 1000`, '20-never': 'touch "$ROOTHOOK_ROOT/var/never"' })
+      const child = spawn(process.execPath, [CLI, 'run-hooks', '--root', co, '--hooks-dir', d], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.on('data', c => { err += String(c) })
+      await new Promise<void>(resolve => child.stdout.on('data', c => { if (String(c).includes('waiting')) resolve() }))
+      child.kill(sig)
+      const status = await new Promise<number | null>(resolve => child.on('exit', c => resolve(c)))
+      expect(status).toBe(code)
+      expect(err).toContain('the mount is removed')
+      const hookPid = Number(fs.readFileSync(join(co, 'var/hook.pid'), 'utf8'))
+      expect(fs.existsSync(`/proc/${hookPid}`) && !/\) Z/.test(fs.readFileSync(`/proc/${hookPid}/stat`, 'utf8'))).toBe(false)
+      expect(fs.existsSync(join(co, 'var/never'))).toBe(false)
+      const mp = fs.readFileSync(join(co, 'var/mountpoint'), 'utf8').trim()
+      expect(guardMounts()).not.toContain(mp)
+      expect(fs.existsSync(mp)).toBe(false) // the temporary mountpoint is removed too
+    })
+  }
+})
+
+describe('rofiles-guard demo', () => {
+  it('runs both scenarios, blocks the second upgrade, and keeps the repository intact', () => {
+    const r = cli(['demo'])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain('upgrade blocked: roothook 90-check-kernel failed: exit status 3')
+    expect(r.stdout).toContain('copied up 1 object (/etc/demo.conf)')
+    expect(r.stdout).toContain('denied 1 write (open /etc/demo.conf)')
+    expect(r.stdout).toContain('ostree fsck: repository intact')
+    expect(r.stdout).toContain('demo finished as expected')
+  })
+})
