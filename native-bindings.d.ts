@@ -59,6 +59,13 @@ declare module 'fuse-native' {
     debug?: boolean
     /** Raw libfuse options, one per entry (big_writes, max_write=N, use_ino, hard_remove, ...). */
     extraOptions?: string[]
+    /**
+     * Serve getattr (except libfuse's .fuse_hidden names), fgetattr, readdir, readlink, read,
+     * write, statfs, getxattr, listxattr, flush, fsync, release and read-only open natively
+     * against this directory, on libfuse's threads; the JS handlers of those operations are then
+     * not called (open: see setJsOpens).
+     */
+    passthroughRoot?: string
     /** Called on the JS thread once the FUSE loop has ended (unmounted from outside or aborted). */
     onLoopExit?: () => void
   }
@@ -67,6 +74,8 @@ declare module 'fuse-native' {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOptions)
     mount(cb: (err: Error | null) => void): void
     unmount(cb: (err: Error | null) => void): void
+    /** With passthroughRoot: while n > 0, read-only opens go to the JS open() handler. */
+    setJsOpens(n: number): void
     /** Caller of the request whose handler is running; valid until the handler first yields. */
     context(): { uid: number; gid: number; pid: number }
   }

@@ -12,42 +12,44 @@ function inode (st: BigInt64Array): string {
 }
 
 /**
- * The server's open files, and two things that follow from them:
+ * What the server must know about open files, found from /proc/self/fd rather than tracked per
+ * open (opens and releases are mostly served natively, without JS):
  *
  * - Page cache: the kernel keeps one page cache per mount inode (per path). After a copy-up the
  *   path has new data while handles opened before still read the object; a read through one of
  *   those refills the cache with the object's data. So while such handles are open, and once
- *   more after the last is closed, new opens of that path drop the cache.
+ *   more after the last is closed, new opens of that path drop the cache. While any path is in
+ *   that state, the binding sends read-only opens to JS (`onStaleCount`).
  * - Unlinked open files: libfuse 2 "hides" them by renaming to .fuse_hidden* in the root. The
  *   server serves that rename as a real unlink and keeps an O_PATH handle to the inode under the
  *   hidden name, so fstat/fchmod through the mount keep working and nothing is left in the root.
  */
 export class Handles {
-  private readonly open = new Set<number>()
-  private readonly stale = new Map<string, Set<number>>()
+  private readonly stale = new Map<string, { ino: string, fds: number[] }>()
   private readonly hidden = new Map<string, number>()
 
-  opened (fd: number): void { this.open.add(fd) }
-
-  released (fd: number): void {
-    this.open.delete(fd)
-    // An emptied set stays: the cache those handles may have refilled outlives them.
-    for (const fds of this.stale.values()) fds.delete(fd)
-  }
+  constructor (private readonly onStaleCount: (n: number) => void = () => {}) {}
 
   /** Whether a new open of `path` may keep the page cache; the first open after the stale
    *  handles are all closed drops it, and from then on the path is clean again. */
   keepCache (path: string): boolean {
-    const fds = this.stale.get(path)
-    if (!fds) return true
-    if (fds.size === 0) this.stale.delete(path)
+    const entry = this.stale.get(path)
+    if (!entry) return true
+    entry.fds = entry.fds.filter(fd => this.inodeOfFd(fd) === entry.ino)
+    if (entry.fds.length === 0) {
+      this.stale.delete(path)
+      this.onStaleCount(this.stale.size)
+    }
     return false
   }
 
   /** After a copy-up of `path`: the handles still open on the object (inode `st`) are stale. */
   copiedUp (path: string, objectSt: BigInt64Array): void {
-    const fds = this.fdsOf(inode(objectSt))
-    if (fds.length) this.stale.set(path, new Set(fds))
+    const ino = inode(objectSt)
+    const fds = this.fdsOf(ino)
+    if (!fds.length) return
+    this.stale.set(path, { ino, fds })
+    this.onStaleCount(this.stale.size)
   }
 
   isHiddenName (path: string): boolean { return HIDDEN.test(path) }
@@ -87,12 +89,17 @@ export class Handles {
     return true
   }
 
-  private fdsOf (ino: string): number[] {
-    const s = sysops()
+  private inodeOfFd (fd: number): string | null {
     const st = new BigInt64Array(16)
+    return sysops().fstat(fd, st) === 0 ? inode(st) : null
+  }
+
+  /** This process's descriptors open on inode `ino` (opened natively or by JS alike). */
+  private fdsOf (ino: string): number[] {
     const out: number[] = []
-    for (const fd of this.open) {
-      if (s.fstat(fd, st) === 0 && inode(st) === ino) out.push(fd)
+    for (const name of fs.readdirSync('/proc/self/fd')) {
+      const fd = Number(name)
+      if (this.inodeOfFd(fd) === ino) out.push(fd)
     }
     return out
   }

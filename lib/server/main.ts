@@ -43,7 +43,8 @@ function main (): void {
     root: config.root,
     mode: config.mode,
     journal,
-    caller: () => fuse.context()
+    caller: () => fuse.context(),
+    onStaleCount: n => fuse.setJsOpens(n)
   })
 
   fuse = new Fuse(config.mountpoint, ops, {
@@ -56,6 +57,8 @@ function main (): void {
     entryTimeout: 1,
     fsname: FS_NAME,
     subtype: FS_NAME,
+    // Read-only operations need no policy: the binding serves them natively, in parallel.
+    passthroughRoot: config.root,
     extraOptions: [
       'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
       'use_ino', // hardlinked names show one inode number (tar, rsync, du rely on it)

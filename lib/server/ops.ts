@@ -23,6 +23,8 @@ export interface OpsContext {
   journal: Journal
   /** The caller of the request being handled; valid only before the handler first awaits. */
   caller: () => Caller
+  /** How many paths need their read-only opens decided in JS (see Handles). */
+  onStaleCount?: (n: number) => void
 }
 
 function errnoOf (err: unknown): number {
@@ -44,7 +46,7 @@ function attempt (fn: () => void): number {
 export function makeOps (ctx: OpsContext): FuseOps {
   const s = sysops()
   const { root, mode, journal } = ctx
-  const handles = new Handles()
+  const handles = new Handles(ctx.onStaleCount)
   const real = (p: string): string => handles.hiddenPath(p) ?? (p === '/' ? root : root + p)
   const isHidden = (rp: string): boolean => rp.startsWith('/proc/self/fd/')
   const inflight = new Map<string, Promise<number>>()
@@ -197,13 +199,11 @@ export function makeOps (ctx: OpsContext): FuseOps {
       if (!opensForWrite(flags)) {
         let fd
         try { fd = fs.openSync(real(path), flags) } catch (err) { return cb(errnoOf(err)) }
-        handles.opened(fd)
         return cb(0, fd, cacheFlags(path))
       }
       let fd = -1
       guarded('open', 'write-open', path, rp => attempt(() => { fd = fs.openSync(rp, flags) }), r => {
         if (r < 0) return cb(r)
-        handles.opened(fd)
         cb(0, fd, cacheFlags(path))
       })
     },
@@ -216,7 +216,6 @@ export function makeOps (ctx: OpsContext): FuseOps {
           if (fd >= 0) fs.closeSync(fd)
           return cb(r)
         }
-        handles.opened(fd)
         cb(0, fd, cacheFlags(path))
       })
     },
@@ -238,7 +237,6 @@ export function makeOps (ctx: OpsContext): FuseOps {
     fsyncdir (_path, _datasync, _fd, cb) { cb(0) },
 
     release (_path, fd, cb) {
-      handles.released(fd)
       cb(attempt(() => fs.closeSync(fd)))
     },
 
