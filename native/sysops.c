@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -232,19 +233,7 @@ static napi_value m_readdir(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// copyData(src, dst) -> Promise<0 | -errno>, run on libuv's thread pool.
-// Creates dst (O_EXCL, mode 0600: private until its real mode is set) with src's data:
-// a reflink where the filesystem can (FICLONE), else copy_file_range, else read/write.
-// src is opened with O_NOATIME so that reading a repository object leaves its atime alone.
-// On failure dst is removed.
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  char src[PATH_BUF];
-  char dst[PATH_BUF];
-  int result;
-} copy_job_t;
-
+// Copies the rest of `in` to `out` where neither reflink nor copy_file_range can.
 static int copy_rw(int in, int out) {
   char buf[1 << 16];
   for (;;) {
@@ -259,37 +248,105 @@ static int copy_rw(int in, int out) {
   }
 }
 
-static void copy_execute(napi_env env, void *data) {
-  copy_job_t *j = data;
-  int in = open(j->src, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0 && errno == EPERM) in = open(j->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) { j->result = -errno; return; }
-  int out = open(j->dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0) { j->result = -errno; close(in); return; }
+// copyUp(path) -> Promise<0 | -errno>, on libuv's thread pool: SPEC "Copy-up" in one job.
+// Beside `path`, under a temporary name nobody else uses (O_EXCL, retried), a private copy is
+// made with the data (FICLONE / copy_file_range / read-write, source read with O_NOATIME),
+// then the owner, every xattr, the mode (after the owner: chown clears set-id bits) and both
+// times; then it is renamed over `path`. A symlink is copied as a new symlink with the same
+// target, owner, xattrs and times. The object is only ever read. On failure the temporary is
+// removed and `path` is untouched.
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char path[PATH_BUF];
+  int result;
+} copyup_job_t;
+
+static int copy_xattrs(int in, int out, const char *src, const char *dst, int is_link) {
+  char names[65536];
+  ssize_t len = is_link ? llistxattr(src, names, sizeof(names)) : flistxattr(in, names, sizeof(names));
+  if (len < 0) return (errno == ENOTSUP) ? 0 : -errno;
+  char *value = malloc(65536);
+  if (value == NULL) return -ENOMEM;
   int r = 0;
-  if (ioctl(out, FICLONE, in) != 0) {
+  for (char *n = names; n < names + len; n += strlen(n) + 1) {
+    ssize_t vlen = is_link ? lgetxattr(src, n, value, 65536) : fgetxattr(in, n, value, 65536);
+    if (vlen < 0) { if (errno == ENODATA) continue; r = -errno; break; }
+    int w = is_link ? lsetxattr(dst, n, value, vlen, 0) : fsetxattr(out, n, value, vlen, 0);
+    if (w < 0) { r = -errno; break; }
+  }
+  free(value);
+  return r;
+}
+
+static void copyup_execute(napi_env env, void *data) {
+  copyup_job_t *j = data;
+  struct stat st;
+  if (lstat(j->path, &st) < 0) { j->result = -errno; return; }
+  int is_link = S_ISLNK(st.st_mode);
+  if (!is_link && !S_ISREG(st.st_mode)) { j->result = -EINVAL; return; }
+
+  const char *slash = strrchr(j->path, '/');
+  size_t dirlen = slash ? (size_t) (slash - j->path) : 0;
+  const char *base = slash ? slash + 1 : j->path;
+  char tmp[PATH_BUF];
+  int in = -1, out = -1, r = 0;
+
+  if (!is_link) {
+    in = open(j->path, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_CLOEXEC);
+    if (in < 0 && errno == EPERM) in = open(j->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (in < 0) { j->result = -errno; return; }
+  }
+  char target[PATH_BUF];
+  if (is_link) {
+    ssize_t n = readlink(j->path, target, sizeof(target) - 1);
+    if (n < 0) { j->result = -errno; return; }
+    target[n] = 0;
+  }
+  for (int attempt = 0; ; attempt++) {
+    unsigned rnd;
+    int rf = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (rf < 0 || read(rf, &rnd, sizeof(rnd)) != sizeof(rnd)) rnd = (unsigned) getpid() ^ (unsigned) attempt * 2654435761u;
+    if (rf >= 0) close(rf);
+    int n = snprintf(tmp, sizeof(tmp), "%.*s/.rofiles-guard-copyup.%.64s.%d.%08x", (int) dirlen, j->path, base, (int) getpid(), rnd);
+    if (n < 0 || n >= (int) sizeof(tmp)) { r = -ENAMETOOLONG; break; }
+    if (is_link) {
+      if (symlink(target, tmp) == 0) break;
+    } else {
+      out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (out >= 0) break;
+    }
+    if (errno != EEXIST || attempt >= 5) { r = -errno; break; }
+  }
+  if (r) { if (in >= 0) close(in); j->result = r; return; }
+
+  if (!is_link && ioctl(out, FICLONE, in) != 0) {
     int copied = 0;
     for (;;) {
       ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
       if (n > 0) { copied = 1; continue; }
       if (n == 0) break;
       if (errno == EINTR) continue;
-      if (!copied && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-        r = copy_rw(in, out);
-      } else {
-        r = -errno;
-      }
+      r = (!copied && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) ? copy_rw(in, out) : -errno;
       break;
     }
   }
-  if (close(out) != 0 && r == 0) r = -errno;
-  close(in);
-  if (r != 0) unlink(j->dst);
+  if (!r) r = (is_link ? lchown(tmp, st.st_uid, st.st_gid) : fchown(out, st.st_uid, st.st_gid)) < 0 ? -errno : 0;
+  if (!r) r = copy_xattrs(in, out, j->path, tmp, is_link);
+  if (!r && !is_link) r = fchmod(out, st.st_mode & 07777) < 0 ? -errno : 0;
+  if (!r) {
+    struct timespec ts[2] = { st.st_atim, st.st_mtim };
+    r = (is_link ? utimensat(AT_FDCWD, tmp, ts, AT_SYMLINK_NOFOLLOW) : futimens(out, ts)) < 0 ? -errno : 0;
+  }
+  if (out >= 0 && close(out) != 0 && !r) r = -errno;
+  if (in >= 0) close(in);
+  if (!r && rename(tmp, j->path) < 0) r = -errno;
+  if (r) unlink(tmp);
   j->result = r;
 }
 
-static void copy_complete(napi_env env, napi_status status, void *data) {
-  copy_job_t *j = data;
+static void copyup_complete(napi_env env, napi_status status, void *data) {
+  copyup_job_t *j = data;
   napi_value v;
   napi_create_int32(env, status == napi_ok ? j->result : -EIO, &v);
   napi_resolve_deferred(env, j->deferred, v);
@@ -297,13 +354,12 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-static napi_value m_copy_data(napi_env env, napi_callback_info info) {
-  ARGS(2)
+static napi_value m_copy_up(napi_env env, napi_callback_info info) {
+  ARGS(1)
   napi_value promise;
-  copy_job_t *j = calloc(1, sizeof(copy_job_t));
+  copyup_job_t *j = calloc(1, sizeof(copyup_job_t));
   napi_create_promise(env, &j->deferred, &promise);
-  int e = get_str(env, argv[0], j->src, sizeof(j->src));
-  if (!e) e = get_str(env, argv[1], j->dst, sizeof(j->dst));
+  int e = get_str(env, argv[0], j->path, sizeof(j->path));
   if (e) {
     napi_value v;
     napi_create_int32(env, e, &v);
@@ -312,8 +368,8 @@ static napi_value m_copy_data(napi_env env, napi_callback_info info) {
     return promise;
   }
   napi_value name;
-  napi_create_string_utf8(env, "rofiles-guard:copyData", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, copy_execute, copy_complete, j, &j->work);
+  napi_create_string_utf8(env, "rofiles-guard:copyUp", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, copyup_execute, copyup_complete, j, &j->work);
   napi_queue_async_work(env, j->work);
   return promise;
 }
@@ -339,7 +395,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "lutimens", m_lutimens);
   export_fn(env, exports, "syncfs", m_syncfs);
   export_fn(env, exports, "readdir", m_readdir);
-  export_fn(env, exports, "copyData", m_copy_data);
+  export_fn(env, exports, "copyUp", m_copy_up);
   export_fn(env, exports, "umount2", m_umount2);
   export_int(env, exports, "UTIME_NOW", UTIME_NOW);
   export_int(env, exports, "UTIME_OMIT", UTIME_OMIT);

@@ -182,7 +182,9 @@ export function startServer (config: ServerConfig): StartedServer {
     env: { ...process.env, [CONFIG_ENV]: JSON.stringify(config) },
     execArgv: [],
     detached: true,
-    stdio: ['ignore', 'ignore', config.detached && !debugging ? 'ignore' : 'pipe', 'ipc']
+    // Detached (CLI `mount`): a pipe would keep the starting process alive, so the server
+    // writes its log straight to our stderr when debugging, and nowhere otherwise.
+    stdio: ['ignore', 'ignore', config.detached ? (debugging ? 'inherit' : 'ignore') : 'pipe', 'ipc']
   })
   let tail = ''
   child.stderr?.on('data', (chunk: Buffer) => {

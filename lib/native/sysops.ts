@@ -13,8 +13,8 @@ export interface SysOps {
   lsetxattr(path: string, name: string, value: Buffer, flags: number): number
   lremovexattr(path: string, name: string): number
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, follow?: boolean): number
-  /** Makes dst (O_EXCL, mode 0600) with src's data, off the JS thread; src's atime is kept. */
-  copyData(src: string, dst: string): Promise<number>
+  /** Breaks the hardlink at path with a private copy (SPEC "Copy-up"), off the JS thread. */
+  copyUp(path: string): Promise<number>
   syncfs(path: string): number
   /** Names with "." and "..", and per name 16 stat slots holding only d_type bits and d_ino. */
   readdir(path: string): [string[], BigInt64Array] | number

@@ -6,6 +6,7 @@ import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
 import { Journal } from './journal.js'
 import { makeOps } from './ops.js'
+import { profiled } from './profile.js'
 import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessage } from './protocol.js'
 
 const log = logger('server')
@@ -39,13 +40,13 @@ function main (): void {
   let stopping = false
   // eslint-disable-next-line prefer-const
   let fuse: InstanceType<typeof Fuse>
-  const ops = makeOps({
+  const { ops, report: profileReport } = profiled(makeOps({
     root: config.root,
     mode: config.mode,
     journal,
     caller: () => fuse.context(),
     onStaleCount: n => fuse.setJsOpens(n)
-  })
+  }))
 
   fuse = new Fuse(config.mountpoint, ops, {
     timeout: false, // a long copy-up must not turn into ETIMEDOUT
@@ -67,6 +68,7 @@ function main (): void {
     ],
     onLoopExit: () => {
       log('FUSE loop ended: %s is unmounted', config.mountpoint)
+      profileReport()
       process.exit(0)
     }
   })

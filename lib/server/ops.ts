@@ -68,7 +68,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
   }
 
   /** One copy-up at a time per path; later requests wait and then see the private copy. */
-  async function copyUpOnce (rp: string, st: BigInt64Array): Promise<number> {
+  async function copyUpOnce (rp: string): Promise<number> {
     for (;;) {
       const running = inflight.get(rp)
       if (!running) break
@@ -76,15 +76,14 @@ export function makeOps (ctx: OpsContext): FuseOps {
       const again = lstat(rp)
       if (typeof again === 'number') return again
       if (!isObject(again)) return 0
-      st = again
     }
-    const job = copyUp(rp, st)
+    const job = copyUp(rp)
     inflight.set(rp, job)
     try { return await job } finally { inflight.delete(rp) }
   }
 
   async function copyUpPath (path: string, rp: string, st: BigInt64Array): Promise<number> {
-    const r = await copyUpOnce(rp, st)
+    const r = await copyUpOnce(rp)
     if (r === 0) handles.copiedUp(path, st)
     return r
   }
