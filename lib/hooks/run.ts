@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
@@ -48,19 +49,31 @@ function checkTimeout (t: number | null | undefined): number | null {
   return t
 }
 
+/** Longest line passed to onOutput; a longer one (say 100 MB without a newline) is cut in pieces. */
+const MAX_LINE = 64 * 1024
+
+/** Splits a stream into lines for onOutput and keeps its last TAIL_BYTES, in bounded memory. */
 class Tail {
   private text = ''
   private partial = ''
+  private readonly decoder = new StringDecoder('utf8') // a character split across chunks stays whole
   constructor (private readonly emit: (line: string) => void) {}
   push (chunk: Buffer): void {
-    const s = this.partial + chunk.toString('utf8')
-    const lines = s.split('\n')
+    const s = this.decoder.write(chunk)
+    this.text = (this.text + s).slice(-TAIL_BYTES)
+    const lines = (this.partial + s).split('\n')
     this.partial = lines.pop()!
     for (const l of lines) this.emit(l)
-    this.text = (this.text + s.slice(0, s.length - this.partial.length)).slice(-TAIL_BYTES)
+    while (this.partial.length > MAX_LINE) {
+      this.emit(this.partial.slice(0, MAX_LINE))
+      this.partial = this.partial.slice(MAX_LINE)
+    }
   }
   end (): string {
-    if (this.partial) { this.emit(this.partial); this.text = (this.text + this.partial).slice(-TAIL_BYTES); this.partial = '' }
+    const rest = this.decoder.end()
+    this.text = (this.text + rest).slice(-TAIL_BYTES)
+    this.partial += rest
+    if (this.partial) { this.emit(this.partial); this.partial = '' }
     return this.text
   }
 }
