@@ -66,6 +66,14 @@ declare module 'fuse-native' {
      * not called (open: see setJsOpens).
      */
     passthroughRoot?: string
+    /**
+     * With passthroughRoot: the binding applies rofiles-guard's policy itself where no copy-up is
+     * needed (refuse a repository object in deny/readonly, pass anything else; mknod always
+     * refused), and queues what it did for drainEvents(). Copy-ups still go to the JS handlers.
+     */
+    nativePolicy?: 'deny' | 'copyup' | 'readonly'
+    /** Called (coalesced) on the JS thread when native events are waiting in drainEvents(). */
+    onNativeEvents?: () => void
     /** Called on the JS thread once the FUSE loop has ended (unmounted from outside or aborted). */
     onLoopExit?: () => void
   }
@@ -74,6 +82,8 @@ declare module 'fuse-native' {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOptions)
     mount(cb: (err: Error | null) => void): void
     unmount(cb: (err: Error | null) => void): void
+    /** Requests decided natively: outcome 0 done, 1 refused by the policy, else -errno. */
+    drainEvents(): { events: Array<{ op: string, path: string, outcome: number }>, dropped: number }
     /** With passthroughRoot: while n > 0, read-only opens go to the JS open() handler. */
     setJsOpens(n: number): void
     /** Caller of the request whose handler is running; valid until the handler first yields. */

@@ -27,9 +27,7 @@ function gccInclude () {
 
 export const WORKLOADS = [
   { id: 'walk', label: 'stat walk', run: d => timed('find', [d, '-printf', '%s\n']) },
-  { id: 'walk-cold', label: 'stat walk (cold)', cold: true, run: d => timed('find', [d, '-printf', '%s\n']) },
   { id: 'read', label: 'read all', run: d => sh(`find '${d}' -type f -print0 | xargs -0 cat > /dev/null`) },
-  { id: 'read-cold', label: 'read all (cold)', cold: true, run: d => sh(`find '${d}' -type f -print0 | xargs -0 cat > /dev/null`) },
   { id: 'grep', label: 'grep -r', run: d => timed('grep', ['-r', '-c', 'define', d], { anyStatus: true }) },
   {
     id: 'compile',
@@ -44,6 +42,8 @@ export const WORKLOADS = [
     },
     needs: d => fs.existsSync(join(d, 'stdio.h'))
   },
+  { id: 'walk-cold', label: 'stat walk (cold)', cold: true, run: d => timed('find', [d, '-printf', '%s\n']) },
+  { id: 'read-cold', label: 'read all (cold)', cold: true, run: d => sh(`find '${d}' -type f -print0 | xargs -0 cat > /dev/null`) },
   {
     id: 'small',
     label: 'create+delete 2000 files',

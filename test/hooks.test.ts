@@ -211,11 +211,14 @@ describe('sandboxes', () => {
     const obj = objectFile(repo, co)
     const d = hooks({
       '10-escape': `${escape(co, obj)} || true; echo x > /var/tmp/rg-bwrap-escape-$$ && echo done-host || true`,
-      '20-inside': `echo ok > "$ROOTHOOK_ROOT/var/inside"; echo private > /tmp/rg-sandbox-$$; echo "pidns=$(readlink /proc/self/ns/pid)"`
+      '20-inside': `echo ok > "$ROOTHOOK_ROOT/var/inside"; echo private > /tmp/rg-sandbox-$$; echo "pidns=$(readlink /proc/self/ns/pid)"`,
+      // Root in the sandbox must not be able to undo it: no remount of the host, no disk device.
+      '30-undo': 'mount -o remount,rw / 2>/dev/null && echo done-remount; mknod /dev/rg-disk b 8 0 2>/dev/null && echo done-mknod; chown 4321 "$ROOTHOOK_ROOT/var/inside" && echo chown-ok; true'
     })
     const lines: string[] = []
     const r = await runHooks({ root: co, hooksDir: d, sandbox: 'bwrap', onOutput: (_h, _s, l) => lines.push(l) })
     expect(lines.filter(l => l.startsWith('done'))).toEqual([])
+    expect(lines).toContain('chown-ok') // file capabilities a hook needs stay
     // The host is read-only; the backing root and repo here are not even visible (they lie
     // under the sandbox's private /tmp).
     expect(lines.join('\n')).toMatch(/Read-only file system/)

@@ -57,25 +57,26 @@ export function alive (pid: number): boolean {
   }
 }
 
-function groupAlive (pgid: number): boolean {
+/** Live (not zombie) processes of process group `pgid`. */
+export function groupMembers (pgid: number): KilledProcess[] {
+  const out: KilledProcess[] = []
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') out.push({ pid: Number(entry), command: command(Number(entry)) })
     } catch { /* gone */ }
   }
-  return false
+  return out
 }
 
 /** SIGTERM, then SIGKILL after `graceMs` for whatever is still there. */
-export { groupAlive }
 export async function terminate (pids: number[], groups: number[], graceMs: number): Promise<void> {
   for (const g of groups) signalGroup(g, 'SIGTERM')
   for (const p of pids) { try { process.kill(p, 'SIGTERM') } catch { /* gone */ } }
   const end = Date.now() + graceMs
-  while (Date.now() < end && (pids.some(alive) || groups.some(groupAlive))) {
+  while (Date.now() < end && (pids.some(alive) || groups.some(g => groupMembers(g).length > 0))) {
     await new Promise(resolve => setTimeout(resolve, 25))
   }
   for (const g of groups) signalGroup(g, 'SIGKILL')

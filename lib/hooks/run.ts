@@ -7,7 +7,7 @@ import { checkMode } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, type Hook } from './discover.js'
 import { HookFailedError, RunAbortedError } from './errors.js'
-import { groupAlive, processesUsing, terminate, type KilledProcess } from './leftovers.js'
+import { groupMembers, processesUsing, terminate, type KilledProcess } from './leftovers.js'
 import { describeEnd, emptyActivity, TAIL_BYTES, type HookReport, type RunReport } from './report.js'
 import { checkSandbox, isSandbox, launch, type Sandbox } from './sandbox.js'
 
@@ -117,12 +117,13 @@ async function runOne (hook: Hook, guard: GuardMount, o: { mode: Mode, sandbox: 
   // Whatever of the hook still runs in or on the mount is ended: its group, and any process
   // with its cwd, root or a file in the mount (a daemon that left the group, for instance).
   const exclude = new Set([process.pid, guard.pid])
-  const groupLeft = pgid !== undefined && groupAlive(pgid)
-  const users = processesUsing(guard.mountpoint, exclude)
-  const killed: KilledProcess[] = [...users]
-  if (groupLeft || users.length) {
-    await terminate(users.map(u => u.pid), groupLeft && pgid ? [pgid] : [], o.graceMs)
-    if (killed.length) log('%s left processes behind, ended: %o', hook.name, killed)
+  const killed: KilledProcess[] = pgid === undefined ? [] : groupMembers(pgid)
+  for (const u of processesUsing(guard.mountpoint, exclude)) {
+    if (!killed.some(k => k.pid === u.pid)) killed.push(u)
+  }
+  if (killed.length) {
+    await terminate(killed.map(k => k.pid), pgid !== undefined ? [pgid] : [], o.graceMs)
+    log('%s left processes behind, ended: %o', hook.name, killed)
   }
   await Promise.all(ending)
   await sub.catch(() => undefined)

@@ -63,21 +63,15 @@ export class Handles {
 
   /** Serves libfuse's hide-rename of `real` to `hiddenName`: unlink, keep the inode at hand. */
   hide (real: string, hiddenName: string): void {
-    const st = new BigInt64Array(16)
-    const r = sysops().lstat(real, st)
-    if (r < 0) throw Object.assign(new Error('lstat failed'), { errno: r })
-    const fd = this.fdsOf(inode(st))[0]
-    let keep = -1
-    if (fd !== undefined) {
-      try { keep = fs.openSync(`/proc/self/fd/${fd}`, O_PATH) } catch { keep = -1 }
-    }
+    // An O_PATH handle on the name itself keeps the inode: no search among open descriptors.
+    const keep = fs.openSync(real, O_PATH | fs.constants.O_NOFOLLOW)
     try {
       fs.unlinkSync(real)
     } catch (err) {
-      if (keep >= 0) fs.closeSync(keep)
+      fs.closeSync(keep)
       throw err
     }
-    if (keep >= 0) this.hidden.set(hiddenName, keep)
+    this.hidden.set(hiddenName, keep)
   }
 
   /** libfuse's final unlink of a hidden name, once the last handle is released. */

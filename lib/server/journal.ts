@@ -118,6 +118,17 @@ export class Journal {
     }
   }
 
+  /** Operations that happened but could not even be queued (the native queue was full). */
+  lost (n: number): void {
+    if (n <= 0) return
+    const key = this.hook ?? ''
+    let a = this.byHook.get(key)
+    if (!a) { a = new Activity(); this.byHook.set(key, a) }
+    a.dropped += n
+    a.operations += n
+    this.total += n
+  }
+
   snapshot (): JournalSnapshot {
     const hooks: Record<string, HookActivity> = {}
     for (const [k, v] of this.byHook) hooks[k] = v.toJSON()

@@ -2,7 +2,7 @@
 // without deadlocking (fuse-native serves requests on the JS thread of the process it runs in).
 import { execFile } from 'node:child_process'
 import { loadFuse } from '../native/fuse.js'
-import { GuardError } from '../errors.js'
+import { GuardError, errnoName } from '../errors.js'
 import { logger } from '../log.js'
 import { Journal } from './journal.js'
 import { makeOps } from './ops.js'
@@ -58,8 +58,11 @@ function main (): void {
     entryTimeout: 1,
     fsname: FS_NAME,
     subtype: FS_NAME,
-    // Read-only operations need no policy: the binding serves them natively, in parallel.
+    // Read-only operations need no policy: the binding serves them natively, in parallel, and
+    // decides itself the changes that need no copy-up; JS gets what it did as events.
     passthroughRoot: config.root,
+    nativePolicy: config.mode,
+    onNativeEvents: () => drainNative(),
     extraOptions: [
       'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
       'use_ino', // hardlinked names show one inode number (tar, rsync, du rely on it)
@@ -72,6 +75,14 @@ function main (): void {
       process.exit(0)
     }
   })
+
+  // Native events belong to the hook that was running when they happened: drain them before the
+  // hook changes and before the journal is read.
+  function drainNative (): void {
+    const { events, dropped } = fuse.drainEvents()
+    for (const e of events) journal.record(e.op, e.path, e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : errnoName(e.outcome))
+    journal.lost(dropped)
+  }
 
   fuse.mount(err => {
     if (err) fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${err.message}`)
@@ -96,10 +107,12 @@ function main (): void {
   process.on('message', (msg: Request) => {
     switch (msg.type) {
       case 'set-hook':
+        drainNative()
         journal.setHook(msg.name)
         send({ type: 'reply', id: msg.id })
         break
       case 'journal':
+        drainNative()
         send({ type: 'reply', id: msg.id, journal: journal.snapshot() })
         break
       case 'shutdown':
