@@ -61,7 +61,8 @@ declare module 'fuse-native' {
     extraOptions?: string[]
     /**
      * Serve getattr (except libfuse's .fuse_hidden names), fgetattr, readdir, readlink, read,
-     * write, statfs, getxattr, listxattr, flush, fsync, release and read-only open natively
+     * write, statfs, getxattr, listxattr, fsync, release and read-only open natively (and no
+     * flush at all)
      * against this directory, on libfuse's threads; the JS handlers of those operations are then
      * not called (open: see setJsOpens).
      */

@@ -49,6 +49,15 @@ describe('discoverHooks', () => {
     })
   })
 
+  it('runs names with spaces and newlines like any other', async () => {
+    const co = root()
+    const d = hooks({ 'with space': 'echo "$ROOTHOOK_NAME" > "$ROOTHOOK_ROOT/var/space"', 'with\nnewline': 'echo ran > "$ROOTHOOK_ROOT/var/newline"' })
+    const r = await runHooks({ root: co, hooksDir: d })
+    expect(r.hooks.map(h => h.name)).toEqual(['with\nnewline', 'with space']) // 0x0a sorts before 0x20
+    expect(fs.readFileSync(join(co, 'var/space'), 'utf8')).toBe('with space\n')
+    expect(fs.readFileSync(join(co, 'var/newline'), 'utf8')).toBe('ran\n')
+  })
+
   it('names a missing hooks directory', () => {
     expect(() => discoverHooks('/nonexistent/hooks')).toThrow(/hooks directory \/nonexistent\/hooks does not exist/)
   })

@@ -90,6 +90,13 @@ describe('rofiles-guard run-hooks', () => {
     })
   }
 
+  it('bad input: not root, for every command that mounts or unmounts', () => {
+    const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+    const co = root()
+    const d = hooks({ '10-x': 'true' })
+    expect(expectOneLineError(cli(['run-hooks', '--root', co, '--hooks-dir', d], nobody))).toMatch(/must run as root/)
+  })
+
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     it(`${sig} stops the running hook, removes the mount, exits ${code}`, async () => {
       const co = root()

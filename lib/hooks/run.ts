@@ -3,7 +3,7 @@ import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
 import { mountGuard, type GuardMount } from '../mount/guard.js'
-import { checkMode } from '../mount/preflight.js'
+import { checkMode, checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, type Hook } from './discover.js'
 import { HookFailedError, RunAbortedError } from './errors.js'
@@ -150,6 +150,7 @@ async function runOne (hook: Hook, guard: GuardMount, o: { mode: Mode, sandbox: 
  */
 export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   const mode = checkMode(opts.mode)
+  checkSystem() // not root, no /dev/fuse, ...: say so before anything else
   const sandbox = opts.sandbox ?? 'none'
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
   const timeoutMs = checkTimeout(opts.timeoutMs)

@@ -227,8 +227,6 @@ export function makeOps (ctx: OpsContext): FuseOps {
       try { cb(fs.writeSync(fd, buf, 0, len, pos)) } catch (err) { cb(errnoOf(err)) }
     },
 
-    flush (_path, _fd, cb) { cb(0) },
-
     fsync (_path, datasync, fd, cb) {
       cb(attempt(() => (datasync ? fs.fdatasyncSync(fd) : fs.fsyncSync(fd))))
     },
