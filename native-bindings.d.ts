@@ -69,8 +69,10 @@ declare module 'fuse-native' {
     passthroughRoot?: string
     /**
      * With passthroughRoot: the binding applies rofiles-guard's policy itself where no copy-up is
-     * needed (refuse a repository object in deny/readonly, pass anything else; mknod always
-     * refused), and queues what it did for drainEvents(). Copy-ups still go to the JS handlers.
+     * needed (refuse a repository object in deny/readonly, pass anything else; namespace changes
+     * refused in readonly, passed otherwise, new entries given to the caller; mknod always
+     * refused), and queues what it did for drainEvents(). Copy-ups, libfuse's .fuse_hidden names
+     * and opens while stale pages may be cached still go to the JS handlers.
      */
     nativePolicy?: 'deny' | 'copyup' | 'readonly'
     /** Called (coalesced) on the JS thread when native events are waiting in drainEvents(). */
@@ -84,7 +86,7 @@ declare module 'fuse-native' {
     mount(cb: (err: Error | null) => void): void
     unmount(cb: (err: Error | null) => void): void
     /** Requests decided natively: outcome 0 done, 1 refused by the policy, else -errno. */
-    drainEvents(): { events: Array<{ op: string, path: string, outcome: number }>, dropped: number }
+    drainEvents(): { events: Array<{ op: string, path: string, outcome: number, path2: string | null }>, dropped: number }
     /** With passthroughRoot: while n > 0, read-only opens go to the JS open() handler. */
     setJsOpens(n: number): void
     /** Caller of the request whose handler is running; valid until the handler first yields. */

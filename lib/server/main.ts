@@ -60,8 +60,9 @@ function main (): void {
     subtype: FS_NAME,
     // Read-only operations need no policy: the binding serves them natively, in parallel, and
     // decides itself the changes that need no copy-up; JS gets what it did as events.
-    passthroughRoot: config.root,
-    nativePolicy: config.mode,
+    // ROFILES_GUARD_NATIVE=0 serves everything from the TypeScript handlers (the reference
+    // implementation): for debugging, and to measure what the native layer gains.
+    ...(process.env.ROFILES_GUARD_NATIVE === '0' ? {} : { passthroughRoot: config.root, nativePolicy: config.mode }),
     onNativeEvents: () => drainNative(),
     extraOptions: [
       'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
@@ -80,7 +81,9 @@ function main (): void {
   // hook changes and before the journal is read.
   function drainNative (): void {
     const { events, dropped } = fuse.drainEvents()
-    for (const e of events) journal.record(e.op, e.path, e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : errnoName(e.outcome))
+    for (const e of events) {
+      journal.record(e.op, e.path, e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : errnoName(e.outcome), e.path2 ?? undefined)
+    }
     journal.lost(dropped)
   }
 
