@@ -9,9 +9,10 @@ say () { echo "setup: $*" >&2; }
 
 # Runtime: libfuse2 (fuse-native links libfuse.so.2), fuse3 (fusermount, for auto-unmount),
 # ostree (repos in tests and demo, rofiles-fuse for comparison), bubblewrap (hook sandboxes),
-# attr (setfattr/getfattr in tests). Build: g++, make, python3 (node-gyp) and patch.
+# attr (setfattr/getfattr in tests), bindfs (a backing filesystem that refuses xattr writes, in
+# a fault test). Build: g++, make, python3 (node-gyp) and patch.
 need_pkgs=()
-for p in libfuse2 fuse3 ostree bubblewrap attr; do
+for p in libfuse2 fuse3 ostree bubblewrap attr bindfs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 for pair in g++:g++ make:make python3:python3 patch:patch; do

@@ -110,6 +110,22 @@ describe('copy-up that fails half way', () => {
     expect(spawnSync('ostree', ['fsck', `--repo=${repoDir}`]).status).toBe(0)
   })
 
+  it('an xattr the filesystem refuses to write: the errno comes back, no temporary left', async () => {
+    // bindfs --xattr-ro: xattrs can be listed and read, not set; link counts pass through.
+    const co = root()
+    const view = emptyDir('rg-bindfs-')
+    execFileSync('bindfs', ['--xattr-ro', co, view])
+    cleanup.push(() => { execFileSync('umount', [view]); fs.rmdirSync(view) })
+    const before = pathState(join(co, 'etc/conf'))
+    expect(before!.xattrs).toContain('user.origin')
+    const g = await mountGuard(view, { mode: 'copyup' })
+    let got: string
+    try { got = outcome(() => fs.appendFileSync(join(g.mountpoint, 'etc/conf'), 'x')) } finally { await g.unmount() }
+    expect(got).toBe('EACCES') // bindfs's own errno for a refused setxattr, passed through
+    expect(pathState(join(co, 'etc/conf'))).toEqual(before)
+    expect(fs.readdirSync(join(co, 'etc')).sort()).toEqual(['conf', 'secret'])
+  })
+
   it('a read-only backing filesystem: the errno comes back, nothing changes', async () => {
     const { base, co } = tmpfsRepo(4096)
     execFileSync('mount', ['-o', 'remount,ro', base])
