@@ -61,6 +61,20 @@ describe('rofiles-guard mount', () => {
     })
   }
 
+  it('--foreground serves until Ctrl-C, then unmounts and exits 0', async () => {
+    const { co, mp } = fresh()
+    const { spawn } = await import('node:child_process')
+    const { CLI } = await import('./helpers/cli.js')
+    const child = spawn(process.execPath, [CLI, 'mount', '--foreground', '--copyup', co, mp], { stdio: ['ignore', 'ignore', 'pipe'] })
+    await new Promise<void>(resolve => child.stderr.on('data', c => { if (String(c).includes('Ctrl-C unmounts')) resolve() }))
+    expect(isMounted(mp)).toBe(true)
+    fs.appendFileSync(join(mp, 'etc/conf'), 'fg\n')
+    expect(fs.statSync(join(co, 'etc/conf')).nlink).toBe(1)
+    child.kill('SIGINT')
+    expect(await new Promise(resolve => child.on('exit', c => resolve(c)))).toBe(0)
+    expect(isMounted(mp)).toBe(false)
+  })
+
   it('mounts read-only with --read-only', () => {
     const { co, mp } = fresh()
     expect(cli(['mount', '--read-only', co, mp]).status).toBe(0)

@@ -3,13 +3,11 @@ import { logger } from '../log.js'
 
 const log = logger('copyup')
 
-/** Temporary names start with this, so a leftover (after a power cut) is recognisable as ours. */
-export const COPYUP_PREFIX = '.rofiles-guard-copyup.'
-
 /**
  * Breaks the hardlink at `real` (SPEC "Copy-up"): a private copy with the same data, owner,
  * xattrs, mode and times is made beside it and renamed over it; the object is only ever read.
- * One job on libuv's thread pool (native/sysops.c), so other requests go on meanwhile.
+ * One job on libuv's thread pool (native/sysops.c), so other requests go on meanwhile. The
+ * temporary is named `.rofiles-guard-copyup.NAME.PID.RANDOM`, recognisable after a power cut.
  * Resolves to 0, or a negative errno with `real` left as it was and no temporary behind.
  */
 export async function copyUp (real: string): Promise<number> {
