@@ -37,6 +37,10 @@ function tree (dir: string, kernel: string): void {
   w(`usr/lib/modules/${kernel}/modules.dep`, '')
 }
 
+function indent (text: string): string {
+  return text.trimEnd().replace(/^/gm, '  ') + '\n'
+}
+
 async function scenario (title: string, root: string, mode: Mode, sandbox: Sandbox): Promise<{ report: RunReport, blockedBy: string | null }> {
   process.stdout.write(`\n### ${title} (mode ${mode}, sandbox ${sandbox})\n`)
   const common = {
@@ -49,11 +53,11 @@ async function scenario (title: string, root: string, mode: Mode, sandbox: Sandb
   }
   try {
     const report = await runHooks(common)
-    process.stdout.write(summary(report, 60_000).replace(/^/gm, '  '))
+    process.stdout.write(indent(summary(report, 60_000)))
     return { report, blockedBy: null }
   } catch (err) {
     if (!(err instanceof HookFailedError)) throw err
-    process.stdout.write(summary(err.report, 60_000).replace(/^/gm, '  '))
+    process.stdout.write(indent(summary(err.report, 60_000)))
     process.stdout.write(`  upgrade blocked: ${err.message}\n`)
     return { report: err.report, blockedBy: err.hook }
   }
