@@ -1,7 +1,7 @@
 {
   "targets": [{
     "target_name": "sysops",
-    "sources": ["sysops.c"],
+    "sources": ["sysops.c", "copyup.c"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
   }]
 }

@@ -4,7 +4,7 @@
 // Both builds are skipped when they are already current, so re-running is cheap.
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync, rmSync, statSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, writeFileSync, rmSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -49,12 +49,17 @@ function newestMtime (dir, names) {
 }
 
 if (!existsSync(fuseDir)) fail('node_modules/fuse-native is missing: run `npm ci` first')
+// The patched binding also compiles our copy-up (native/copyup.c), so both count for its build.
+const SHARED = ['copyup.c', 'copyup.h']
 const patch = readFileSync(patchFile)
 const patchHash = createHash('sha256').update(patch).digest('hex')
+const sharedHash = createHash('sha256').update(SHARED.map(f => readFileSync(join(root, 'native', f))).join('\0')).digest('hex')
+const sharedMarker = join(fuseDir, '.rofiles-guard-shared')
 const applied = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : ''
 const fuseBuilt = join(fuseDir, 'build', 'Release', 'fuse.node')
 
-if (applied !== patchHash || !existsSync(fuseBuilt)) {
+const sharedCurrent = existsSync(sharedMarker) && readFileSync(sharedMarker, 'utf8').trim() === sharedHash
+if (applied !== patchHash || !existsSync(fuseBuilt) || !sharedCurrent) {
   if (applied && applied !== patchHash) {
     fail('node_modules/fuse-native carries an older rofiles-guard patch: remove node_modules and run `npm ci`')
   }
@@ -66,16 +71,18 @@ if (applied !== patchHash || !existsSync(fuseBuilt)) {
     }
     writeFileSync(marker, patchHash + '\n')
   }
+  for (const f of SHARED) copyFileSync(join(root, 'native', f), join(fuseDir, f))
   // The prebuilt binaries must never win over our build.
   rmSync(join(fuseDir, 'prebuilds'), { recursive: true, force: true })
   console.error('rofiles-guard: building patched fuse-native from source')
   const [node, gyp] = nodeGyp()
   run(node, [gyp, ...gypArgs()], fuseDir)
+  writeFileSync(sharedMarker, sharedHash + '\n')
 }
 
 const nativeDir = join(root, 'native')
 const sysopsBuilt = join(nativeDir, 'build', 'Release', 'sysops.node')
-if (!existsSync(sysopsBuilt) || statSync(sysopsBuilt).mtimeMs < newestMtime(nativeDir, ['sysops.c', 'binding.gyp'])) {
+if (!existsSync(sysopsBuilt) || statSync(sysopsBuilt).mtimeMs < newestMtime(nativeDir, ['sysops.c', 'binding.gyp', ...SHARED])) {
   console.error('rofiles-guard: building native/sysops')
   const [node, gyp] = nodeGyp()
   run(node, [gyp, ...gypArgs()], nativeDir)

@@ -8,7 +8,7 @@ const O_PATH = 0o10000000
 const HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/
 
 function inode (st: BigInt64Array): string {
-  return `${st[ST.dev]}:${st[ST.ino]}`
+  return `${st[ST.dev]}:${st[ST.ino]}` // the binding's copyup events use the same form
 }
 
 /**
@@ -45,10 +45,14 @@ export class Handles {
 
   /** After a copy-up of `path`: the handles still open on the object (inode `st`) are stale. */
   copiedUp (path: string, objectSt: BigInt64Array): void {
-    const ino = inode(objectSt)
+    this.copiedUpInode(path, inode(objectSt))
+  }
+
+  /** The same, for a copy-up the binding did: `ino` is the object's "dev:ino". */
+  copiedUpInode (path: string, ino: string): void {
     const fds = this.fdsOf(ino)
-    if (!fds.length) return
-    this.stale.set(path, { ino, fds })
+    if (fds.length) this.stale.set(path, { ino, fds })
+    // Always report: the binding counted this copy-up until JS had seen it.
     this.onStaleCount(this.stale.size)
   }
 

@@ -5,6 +5,7 @@ import { loadFuse } from '../native/fuse.js'
 import { GuardError, errnoName } from '../errors.js'
 import { logger } from '../log.js'
 import { Journal } from './journal.js'
+import { Handles } from './handles.js'
 import { makeOps } from './ops.js'
 import { profiled } from './profile.js'
 import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessage } from './protocol.js'
@@ -40,12 +41,14 @@ function main (): void {
   let stopping = false
   // eslint-disable-next-line prefer-const
   let fuse: InstanceType<typeof Fuse>
+  const handles = new Handles(n => fuse.setJsOpens(n))
   const { ops, report: profileReport } = profiled(makeOps({
     root: config.root,
     mode: config.mode,
     journal,
     caller: () => fuse.context(),
-    onStaleCount: n => fuse.setJsOpens(n)
+    handles,
+    beforeOpen: () => drainNative()
   }))
 
   fuse = new Fuse(config.mountpoint, ops, {
@@ -82,7 +85,9 @@ function main (): void {
   function drainNative (): void {
     const { events, dropped } = fuse.drainEvents()
     for (const e of events) {
-      journal.record(e.op, e.path, e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : errnoName(e.outcome), e.path2 ?? undefined)
+      if (e.op === 'copyup') { handles.copiedUpInode(e.path, e.path2 ?? ''); continue }
+      const outcome = e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : e.outcome === 2 ? 'copied-up' : errnoName(e.outcome)
+      journal.record(e.op, e.path, outcome, e.path2 ?? undefined)
     }
     journal.lost(dropped)
   }

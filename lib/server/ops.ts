@@ -23,8 +23,10 @@ export interface OpsContext {
   journal: Journal
   /** The caller of the request being handled; valid only before the handler first awaits. */
   caller: () => Caller
-  /** How many paths need their read-only opens decided in JS (see Handles). */
-  onStaleCount?: (n: number) => void
+  /** Open files bookkeeping; the server shares it with the binding's events (see Handles). */
+  handles?: Handles
+  /** Called before JS decides an open, so that events the binding queued are seen first. */
+  beforeOpen?: () => void
 }
 
 function errnoOf (err: unknown): number {
@@ -50,7 +52,7 @@ function attempt (fn: () => void): number {
 export function makeOps (ctx: OpsContext): FuseOps {
   const s = sysops()
   const { root, mode, journal } = ctx
-  const handles = new Handles(ctx.onStaleCount)
+  const handles = ctx.handles ?? new Handles()
   const real = (p: string): string => handles.hiddenPath(p) ?? (p === '/' ? root : root + p)
   const isHidden = (rp: string): boolean => rp.startsWith('/proc/self/fd/')
   const inflight = new Map<string, Promise<number>>()
@@ -199,6 +201,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
     },
 
     open (path, flags, cb) {
+      ctx.beforeOpen?.()
       if (!opensForWrite(flags)) {
         let fd
         try { fd = fs.openSync(real(path), flags) } catch (err) { return cb(errnoOf(err)) }

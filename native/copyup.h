@@ -1,0 +1,10 @@
+#ifndef ROFILES_GUARD_COPYUP_H
+#define ROFILES_GUARD_COPYUP_H
+// Breaks the hardlink at `path`: beside it, under a temporary name nobody else uses (O_EXCL,
+// retried), a private copy is made with the data (FICLONE / copy_file_range / read-write, the
+// source read with O_NOATIME), then the owner, every xattr, the mode (after the owner: chown
+// clears set-id bits) and both times; then it is renamed over `path`. A symlink is copied as a
+// new symlink with the same target, owner, xattrs and times. The object is only ever read.
+// Returns 0 or -errno; on failure the temporary is removed and `path` is untouched.
+int rg_copy_up(const char *path);
+#endif
