@@ -45,13 +45,19 @@ export class Handles {
 
   /** After a copy-up of `path`: the handles still open on the object (inode `st`) are stale. */
   copiedUp (path: string, objectSt: BigInt64Array): void {
-    this.copiedUpInode(path, inode(objectSt))
-  }
-
-  /** The same, for a copy-up the binding did: `ino` is the object's "dev:ino". */
-  copiedUpInode (path: string, ino: string): void {
+    const ino = inode(objectSt)
     const fds = this.fdsOf(ino)
     if (fds.length) this.stale.set(path, { ino, fds })
+    this.onStaleCount(this.stale.size)
+  }
+
+  /** The same, for a copy-up the binding did: `info` is "dev:ino:fd,fd,..." of the object and
+   *  of the descriptors open on it at that moment (some may be closed by now: the first open
+   *  after they are all gone still drops the cache, see keepCache). */
+  copiedUpNative (path: string, info: string): void {
+    const [dev, ino, list] = info.split(':')
+    const fds = (list ?? '').split(',').filter(Boolean).map(Number)
+    if (fds.length) this.stale.set(path, { ino: `${dev}:${ino}`, fds })
     // Always report: the binding counted this copy-up until JS had seen it.
     this.onStaleCount(this.stale.size)
   }

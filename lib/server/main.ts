@@ -11,6 +11,7 @@ import { profiled } from './profile.js'
 import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessage } from './protocol.js'
 
 const log = logger('server')
+const DRAIN_MS = 5
 
 function send (msg: ServerMessage): void {
   if (process.connected && process.send) process.send(msg)
@@ -38,6 +39,7 @@ function main (): void {
   }
 
   const journal = new Journal()
+  let drainTimer: NodeJS.Timeout | undefined
   let stopping = false
   // eslint-disable-next-line prefer-const
   let fuse: InstanceType<typeof Fuse>
@@ -66,7 +68,8 @@ function main (): void {
     // ROFILES_GUARD_NATIVE=0 serves everything from the TypeScript handlers (the reference
     // implementation): for debugging, and to measure what the native layer gains.
     ...(process.env.ROFILES_GUARD_NATIVE === '0' ? {} : { passthroughRoot: config.root, nativePolicy: config.mode }),
-    onNativeEvents: () => drainNative(),
+    // Batched: a burst of native requests wakes this thread once per DRAIN_MS, not per request.
+    onNativeEvents: () => { drainTimer ??= setTimeout(drainNative, DRAIN_MS) },
     extraOptions: [
       'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
       'use_ino', // hardlinked names show one inode number (tar, rsync, du rely on it)
@@ -83,9 +86,10 @@ function main (): void {
   // Native events belong to the hook that was running when they happened: drain them before the
   // hook changes and before the journal is read.
   function drainNative (): void {
+    if (drainTimer) { clearTimeout(drainTimer); drainTimer = undefined }
     const { events, dropped } = fuse.drainEvents()
     for (const e of events) {
-      if (e.op === 'copyup') { handles.copiedUpInode(e.path, e.path2 ?? ''); continue }
+      if (e.op === 'copyup') { handles.copiedUpNative(e.path, e.path2 ?? ''); continue }
       const outcome = e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : e.outcome === 2 ? 'copied-up' : errnoName(e.outcome)
       journal.record(e.op, e.path, outcome, e.path2 ?? undefined)
     }
