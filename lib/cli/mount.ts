@@ -34,16 +34,26 @@ export async function mountCommand (argv: string[]): Promise<number> {
   const mountpoint = checkMountpoint(positionals[1]!, root)
   const foreground = Boolean(values.foreground)
   const { child, stderrTail } = startServer({ root, mountpoint, mode, detached: !foreground })
+  // Foreground: Ctrl-C must find our handler in place from the start (Node's default would
+  // kill this process and leave the server to clean up alone). Before the mount is live it
+  // stops the server; after, it unmounts, and the server exits with the mount.
+  let live = false
+  const stop = (): void => {
+    if (live) unmountPath(mountpoint).catch(() => undefined)
+    else child.kill('SIGTERM')
+  }
+  if (foreground) {
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  }
   await waitReady(child, stderrTail, 20_000)
+  live = true
   if (!foreground) {
     child.unref()
     if (child.connected) child.disconnect()
     return 0
   }
   process.stderr.write(`rofiles-guard: ${root} mounted at ${mountpoint} (${mode}); Ctrl-C unmounts\n`)
-  const stop = (): void => { unmountPath(mountpoint).catch(() => undefined) }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
   const code = await new Promise<number>(resolve => child.once('exit', c => resolve(c ?? 1)))
   return code === 0 ? 0 : 1
 }
