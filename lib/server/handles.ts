@@ -46,9 +46,7 @@ export class Handles {
   /** After a copy-up of `path`: the handles still open on the object (inode `st`) are stale. */
   copiedUp (path: string, objectSt: BigInt64Array): void {
     const ino = inode(objectSt)
-    const fds = this.fdsOf(ino)
-    if (fds.length) this.stale.set(path, { ino, fds })
-    this.onStaleCount(this.stale.size)
+    this.markStale(path, ino, this.fdsOf(ino))
   }
 
   /** The same, for a copy-up the binding did: `info` is "dev:ino:fd,fd,..." of the object and
@@ -56,9 +54,12 @@ export class Handles {
    *  after they are all gone still drops the cache, see keepCache). */
   copiedUpNative (path: string, info: string): void {
     const [dev, ino, list] = info.split(':')
-    const fds = (list ?? '').split(',').filter(Boolean).map(Number)
-    if (fds.length) this.stale.set(path, { ino: `${dev}:${ino}`, fds })
-    // Always report: the binding counted this copy-up until JS had seen it.
+    this.markStale(path, `${dev}:${ino}`, (list ?? '').split(',').filter(Boolean).map(Number))
+  }
+
+  /** Always reports the count: the binding counted a native copy-up until JS had seen it. */
+  private markStale (path: string, ino: string, fds: number[]): void {
+    if (fds.length) this.stale.set(path, { ino, fds })
     this.onStaleCount(this.stale.size)
   }
 

@@ -58,7 +58,8 @@ function main (): void {
     allowOther: true, // hooks may drop to other users; the kernel checks their access
     defaultPermissions: true,
     autoUnmount: true, // if this process dies, fusermount removes the mount
-    // Page cache: kept per open (ops.ts decides); only this mount changes the root meanwhile.
+    // Page cache: kept per open (no kernel_cache): the binding keeps it, and opens go to
+    // ops.ts while Handles knows of stale pages; only this mount changes the root meanwhile.
     attrTimeout: 1,
     entryTimeout: 1,
     fsname: FS_NAME,
