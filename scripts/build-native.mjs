@@ -1,17 +1,28 @@
 #!/usr/bin/env node
-// Runs at `npm install`/`npm ci`: applies our patch to fuse-native and builds it from source
-// (its prebuilt binary has the defects the patch fixes), then builds our own sysops addon.
-// Both builds are skipped when they are already current, so re-running is cheap.
+// Runs at `npm install`/`npm ci` (postinstall) in this package's own directory, wherever npm put it
+// (a checkout, a consumer's node_modules, hoisted or nested, or a global prefix). It builds:
+//  - native/build/fuse-native: a private, patched copy of the fuse-native binding. The installed
+//    fuse-native, which npm may share with other packages, is only read, never changed: its
+//    sources are copied here, native/fuse-native-2.2.6.patch is applied to the copy, and the copy
+//    is compiled from source (the prebuilt binary has the defects the patch fixes).
+//  - native/build/Release/sysops.node: our own addon.
+// Both builds are skipped when current, so re-running is cheap.
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync, writeFileSync, rmSync, statSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const fuseDir = join(root, 'node_modules', 'fuse-native')
-const patchFile = join(root, 'native', 'fuse-native-2.2.6.patch')
-const marker = join(fuseDir, '.rofiles-guard-patch')
+const nativeDir = join(root, 'native')
+const patchFile = join(nativeDir, 'fuse-native-2.2.6.patch')
+/** Where the private copy lives; lib/native/fuse.ts loads it from here. */
+const copyDir = join(nativeDir, 'build', 'fuse-native')
+/** The files of fuse-native the build needs; the patch changes some of them. */
+const FUSE_FILES = ['package.json', 'index.js', 'fuse-native.c', 'semaphore.h', 'binding.gyp']
+/** Our C shared by both addons; the patched binding compiles it too. */
+const SHARED = ['copyup.c', 'copyup.h']
 
 function fail (msg) {
   console.error(`rofiles-guard: ${msg}`)
@@ -29,61 +40,79 @@ function nodeGyp () {
 }
 
 // Outside an npm script the nodedir setting is not in the environment: without it node-gyp
-// would try to download headers, which this machine cannot do.
-function gypArgs () {
+// would try to download headers, which a machine without network cannot do.
+function gypArgs (command) {
   const nodedir = process.env.npm_config_nodedir ||
     (existsSync('/usr/include/node/node_api.h') ? '/usr' : '')
-  return nodedir ? ['rebuild', `--nodedir=${nodedir}`] : ['rebuild']
+  return nodedir ? [command, `--nodedir=${nodedir}`] : [command]
 }
 
 function run (cmd, args, cwd) {
   try {
     execFileSync(cmd, args, { cwd, stdio: ['ignore', 'inherit', 'inherit'] })
   } catch (err) {
-    fail(`\`${[cmd, ...args].join(' ')}\` failed in ${cwd} (${err.message.split('\n')[0]}); is g++/make installed?`)
+    fail(`\`${[cmd, ...args].join(' ')}\` failed in ${cwd} (${err.message.split('\n')[0]}); are g++, make and python3 installed?`)
   }
 }
 
-function newestMtime (dir, names) {
-  return Math.max(...names.map(n => statSync(join(dir, n)).mtimeMs))
+/** A package's directory, resolved as Node resolves it from `from` (hoisted or nested alike). */
+function packageDir (from, name) {
+  try {
+    return dirname(createRequire(join(from, 'package.json')).resolve(`${name}/package.json`))
+  } catch {
+    fail(`cannot find the npm package ${name} from ${from}: reinstall rofiles-guard (npm i rofiles-guard)`)
+  }
 }
 
-if (!existsSync(fuseDir)) fail('node_modules/fuse-native is missing: run `npm ci` first')
-// The patched binding also compiles our copy-up (native/copyup.c), so both count for its build.
-const SHARED = ['copyup.c', 'copyup.h']
-const patch = readFileSync(patchFile)
-const patchHash = createHash('sha256').update(patch).digest('hex')
-const sharedHash = createHash('sha256').update(SHARED.map(f => readFileSync(join(root, 'native', f))).join('\0')).digest('hex')
-const sharedMarker = join(fuseDir, '.rofiles-guard-shared')
-const applied = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : ''
-const fuseBuilt = join(fuseDir, 'build', 'Release', 'fuse.node')
+function sha256 (...parts) {
+  const h = createHash('sha256')
+  for (const p of parts) h.update(p).update('\0')
+  return h.digest('hex')
+}
 
-const sharedCurrent = existsSync(sharedMarker) && readFileSync(sharedMarker, 'utf8').trim() === sharedHash
-if (applied !== patchHash || !existsSync(fuseBuilt) || !sharedCurrent) {
-  if (applied && applied !== patchHash) {
-    fail('node_modules/fuse-native carries an older rofiles-guard patch: remove node_modules and run `npm ci`')
+function buildFuseNative () {
+  const fuseDir = packageDir(root, 'fuse-native')
+  const version = JSON.parse(readFileSync(join(fuseDir, 'package.json'), 'utf8')).version
+  if (version !== '2.2.6') fail(`fuse-native ${version} found at ${fuseDir}, but the patch is for 2.2.6: reinstall rofiles-guard`)
+  const wanted = sha256(readFileSync(patchFile), ...SHARED.map(f => readFileSync(join(nativeDir, f))), fuseDir)
+  const marker = join(copyDir, '.rofiles-guard-build')
+  if (existsSync(marker) && readFileSync(marker, 'utf8').trim() === wanted && existsSync(join(copyDir, 'build', 'Release', 'fuse.node'))) return
+
+  console.error('rofiles-guard: building the patched fuse-native binding from source')
+  const staging = `${copyDir}.tmp`
+  rmSync(staging, { recursive: true, force: true })
+  mkdirSync(staging, { recursive: true })
+  for (const f of FUSE_FILES) copyFileSync(join(fuseDir, f), join(staging, f))
+  for (const f of SHARED) copyFileSync(join(nativeDir, f), join(staging, f))
+  try {
+    execFileSync('patch', ['-p1', '--forward', '--no-backup-if-mismatch', '--quiet', '-i', patchFile], { cwd: staging, stdio: ['ignore', 'pipe', 'inherit'] })
+  } catch (err) {
+    fail(`could not apply ${patchFile} to a copy of ${fuseDir} (${err.code === 'ENOENT' ? 'install the Debian package patch' : 'is it fuse-native 2.2.6?'})`)
   }
-  if (!applied) {
-    try {
-      execFileSync('patch', ['-p1', '--forward', '--no-backup-if-mismatch', '-i', patchFile], { cwd: fuseDir, stdio: ['ignore', 'pipe', 'inherit'] })
-    } catch (err) {
-      fail(`could not apply ${patchFile} to node_modules/fuse-native (is it version 2.2.6, and is \`patch\` installed?)`)
-    }
-    writeFileSync(marker, patchHash + '\n')
-  }
-  for (const f of SHARED) copyFileSync(join(root, 'native', f), join(fuseDir, f))
-  // The prebuilt binaries must never win over our build.
-  rmSync(join(fuseDir, 'prebuilds'), { recursive: true, force: true })
-  console.error('rofiles-guard: building patched fuse-native from source')
+  // The copy's own require() calls (and binding.gyp's `node -e require(...)`) find fuse-native's
+  // dependencies where npm installed them for fuse-native.
+  mkdirSync(join(staging, 'node_modules'))
+  const deps = Object.keys(JSON.parse(readFileSync(join(fuseDir, 'package.json'), 'utf8')).dependencies ?? {})
+  for (const dep of deps) symlinkSync(packageDir(fuseDir, dep), join(staging, 'node_modules', dep), 'dir')
   const [node, gyp] = nodeGyp()
-  run(node, [gyp, ...gypArgs()], fuseDir)
-  writeFileSync(sharedMarker, sharedHash + '\n')
+  run(node, [gyp, ...gypArgs('rebuild')], staging)
+  writeFileSync(join(staging, '.rofiles-guard-build'), wanted + '\n')
+  rmSync(copyDir, { recursive: true, force: true })
+  renameSync(staging, copyDir)
 }
 
-const nativeDir = join(root, 'native')
-const sysopsBuilt = join(nativeDir, 'build', 'Release', 'sysops.node')
-if (!existsSync(sysopsBuilt) || statSync(sysopsBuilt).mtimeMs < newestMtime(nativeDir, ['sysops.c', 'binding.gyp', ...SHARED])) {
+function buildSysops () {
+  const built = join(nativeDir, 'build', 'Release', 'sysops.node')
+  const sources = ['sysops.c', 'binding.gyp', ...SHARED]
+  const newest = Math.max(...sources.map(n => statSync(join(nativeDir, n)).mtimeMs))
+  if (existsSync(built) && statSync(built).mtimeMs >= newest) return
   console.error('rofiles-guard: building native/sysops')
   const [node, gyp] = nodeGyp()
-  run(node, [gyp, ...gypArgs()], nativeDir)
+  // configure + build, not rebuild: rebuild would first remove native/build, and with it the
+  // fuse-native copy.
+  run(node, [gyp, ...gypArgs('configure')], nativeDir)
+  run(node, [gyp, 'build'], nativeDir)
 }
+
+buildSysops()
+buildFuseNative()

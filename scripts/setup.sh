@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings a fresh Debian machine to the point where `npm test` and `npm run demo` run: the Debian
-# packages, `npm ci` (which builds the patched fuse-native and our addon), and the TypeScript
+# packages, `npm ci` (which builds the patched fuse-native copy and our addon), and the TypeScript
 # build. Each step is skipped when already done, so running it again costs a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,13 +29,12 @@ if ((${#need_pkgs[@]})); then
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
-# npm ci when node_modules is missing or older than the lock file; its postinstall builds
-# the native parts. A build that went missing on its own is redone without a full npm ci.
-# A changed patch also needs a pristine fuse-native, which only npm ci brings back.
-patch_hash=$(sha256sum native/fuse-native-2.2.6.patch | cut -d' ' -f1)
-applied_hash=$(cat node_modules/fuse-native/.rofiles-guard-patch 2>/dev/null || true)
+# npm ci when node_modules is missing or older than the lock file; its postinstall builds the
+# native parts (into native/build). A build that went missing on its own is redone without a full
+# npm ci. A node_modules/fuse-native that an older rofiles-guard patched in place (it carries the
+# marker .rofiles-guard-patch) is replaced by a pristine one: the build now only reads it.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] ||
-   [ "$patch_hash" != "$applied_hash" ]; then
+   [ -e node_modules/fuse-native/.rofiles-guard-patch ]; then
   say "npm ci"
   npm ci --no-audit --no-fund >&2
 else

@@ -85,6 +85,16 @@ describe('rofiles-guard mount', () => {
     }
   })
 
+  it('prints its version for --version, version, and --version after any command', () => {
+    const { version } = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+    for (const args of [['--version'], ['version'], ['mount', '--version'], ['run-hooks', '--root', '/nonexistent', '--version'], ['cleanup', '--version'], ['demo', '--version']]) {
+      const r = cli(args)
+      expect(r.status, args.join(' ')).toBe(0)
+      expect(r.stdout).toBe(`rofiles-guard ${version}\n`)
+      expect(r.stderr).toBe('')
+    }
+  })
+
   it('prints help for every command', () => {
     for (const cmd of [[], ['mount'], ['unmount'], ['cleanup'], ['run-hooks'], ['demo']]) {
       const r = cli([...cmd, '--help'])

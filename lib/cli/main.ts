@@ -2,6 +2,7 @@
 import { isGuardError } from '../errors.js'
 import { mountCommand, unmountCommand } from './mount.js'
 import { cleanupCommand } from './cleanup.js'
+import { VERSION } from '../version.js'
 
 const HELP = `Usage: rofiles-guard COMMAND [OPTIONS]
 
@@ -36,6 +37,12 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 async function main (argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
+  // `--version` wins wherever it stands before a `--` (after a command too), as in most CLIs.
+  const options = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+  if (cmd === 'version' || options.includes('--version')) {
+    process.stdout.write(`rofiles-guard ${VERSION}\n`)
+    return 0
+  }
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(HELP)
     return cmd === undefined ? 2 : 0

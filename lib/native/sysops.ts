@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { GuardError } from '../errors.js'
+import { REBUILD } from './fuse.js'
 
 /** Our addon (native/sysops.c). Every call returns 0 / a size, or a negative errno; none throws. */
 export interface SysOps {
@@ -38,7 +39,7 @@ export function sysops (): SysOps {
   if (cached) return cached
   const file = fileURLToPath(new URL('../../native/build/Release/sysops.node', import.meta.url))
   if (!existsSync(file)) {
-    throw new GuardError('MISSING_DEPENDENCY', `native addon ${file} is not built: run \`npm ci\` (its postinstall builds it)`)
+    throw new GuardError('MISSING_DEPENDENCY', `native addon ${file} is not built: ${REBUILD}`)
   }
   cached = createRequire(import.meta.url)(file) as SysOps
   return cached

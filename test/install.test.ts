@@ -1,0 +1,126 @@
+// The package as a consumer gets it: packed from the repository's files, installed into a new
+// project (hoisted, nested, from the consumer's lock file, globally), compiled against with
+// `tsc --strict`, and run: a real mount through the consumer's own copy of the package.
+import { execFileSync, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { emptyDir, rmrf } from './helpers/fixture.js'
+
+const REPO = fileURLToPath(new URL('..', import.meta.url))
+const VERSION = (JSON.parse(fs.readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version
+/** Versions already in npm's cache once `npm ci` ran here: the installs need no network. */
+const DEV = (JSON.parse(fs.readFileSync(join(REPO, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies
+const TOOLS = [`typescript@${DEV.typescript}`, `@types/node@${DEV['@types/node']}`]
+const NPM = ['--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']
+
+function run (cmd: string, args: string[], cwd: string): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed in ${cwd} (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`)
+  return r.stdout
+}
+
+// What a consumer writes: the typed API, strictly compiled, and a real mount.
+const CONSUMER_TS = `
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { GuardError, withGuard, type GuardOptions, type Mode } from 'rofiles-guard'
+
+const root = mkdtempSync(join(tmpdir(), 'rg-consumer-root-'))
+writeFileSync(join(root, 'file'), 'before\\n')
+const mode: Mode = 'copyup'
+const opts: GuardOptions = { mode }
+const seen = await withGuard(root, opts, guard => {
+  writeFileSync(join(guard.mountpoint, 'file'), 'through the mount\\n')
+  return readFileSync(join(guard.mountpoint, 'file'), 'utf8') + guard.mode
+})
+const err: unknown = new GuardError('BAD_ARGUMENT', 'x')
+console.log(JSON.stringify({ seen, after: readFileSync(join(root, 'file'), 'utf8'), isGuardError: err instanceof GuardError }))
+`
+
+let work: string
+let tarball: string
+
+beforeAll(() => {
+  work = emptyDir('rg-install-')
+  // A fresh clone's files (tracked and new, never ignored build output), packed as `npm pack`
+  // packs them: its prepack builds dist/ in the copy.
+  const src = join(work, 'src')
+  const files = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: REPO, encoding: 'utf8' }).split('\0').filter(Boolean)
+  for (const f of files) {
+    if (!fs.existsSync(join(REPO, f))) continue // deleted in the work tree
+    fs.mkdirSync(join(src, f, '..'), { recursive: true })
+    fs.cpSync(join(REPO, f), join(src, f), { verbatimSymlinks: true })
+  }
+  fs.symlinkSync(join(REPO, 'node_modules'), join(src, 'node_modules'))
+  const out = run('npm', ['pack', '--json', '--pack-destination', work, '--loglevel=error'], src)
+  const packed = JSON.parse(out.slice(out.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
+  tarball = join(work, packed[0]!.filename)
+  fs.writeFileSync(join(work, 'files.json'), JSON.stringify(packed[0]!.files.map(f => f.path)))
+}, 240_000)
+
+afterAll(() => rmrf(work))
+
+function consumer (name: string): string {
+  const dir = join(work, name)
+  fs.mkdirSync(dir)
+  fs.writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, type: 'module' }))
+  fs.writeFileSync(join(dir, 'consumer.ts'), CONSUMER_TS)
+  return dir
+}
+
+/** Compiles consumer.ts with tsc --strict (module nodenext) and runs it. */
+function compileAndRun (dir: string): void {
+  run(join(dir, 'node_modules/.bin/tsc'), ['--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'consumer.ts'], dir)
+  const result = JSON.parse(run(process.execPath, ['consumer.js'], dir)) as { seen: string, after: string, isGuardError: boolean }
+  expect(result).toEqual({ seen: 'through the mount\ncopyup', after: 'through the mount\n', isGuardError: true })
+}
+
+function version (bin: string, cwd: string): string {
+  return run(bin, ['--version'], cwd).trim()
+}
+
+/** fuse-native as npm installed it: never patched or rebuilt by us. */
+function expectPristine (fuseDir: string): void {
+  expect(fs.existsSync(join(fuseDir, 'package.json'))).toBe(true)
+  expect(fs.readFileSync(join(fuseDir, 'index.js'), 'utf8')).not.toContain('rofiles_guard')
+  expect(fs.existsSync(join(fuseDir, 'copyup.c'))).toBe(false)
+  expect(fs.existsSync(join(fuseDir, 'prebuilds'))).toBe(true)
+}
+
+describe('the packed package', () => {
+  it('ships dist/, the native sources and LICENSE, and no build output', () => {
+    const files = JSON.parse(fs.readFileSync(join(work, 'files.json'), 'utf8')) as string[]
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/server/main.js', 'native/sysops.c', 'native/copyup.c', 'native/fuse-native-2.2.6.patch', 'scripts/build-native.mjs', 'LICENSE', 'README.md', 'package.json']) {
+      expect(files).toContain(f)
+    }
+    expect(files.filter(f => f.startsWith('native/build') || f.endsWith('.map') || f.includes('.build-stamp') || f.startsWith('test/') || f.startsWith('lib/'))).toEqual([])
+  })
+
+  it('installs into a new project (hoisted), compiles with tsc --strict, mounts, and answers --version', () => {
+    const dir = consumer('hoisted')
+    run('npm', ['install', ...NPM, tarball, ...TOOLS], dir)
+    expectPristine(join(dir, 'node_modules/fuse-native'))
+    compileAndRun(dir)
+    expect(version(join(dir, 'node_modules/.bin/rofiles-guard'), dir)).toBe(`rofiles-guard ${VERSION}`)
+    // The same project from its own lock file, as its CI would install it.
+    rmrf(join(dir, 'node_modules'))
+    run('npm', ['ci', ...NPM], dir)
+    compileAndRun(dir)
+  }, 240_000)
+
+  it('installs nested (--install-strategy=nested) and globally', () => {
+    const dir = consumer('nested')
+    run('npm', ['install', ...NPM, '--install-strategy=nested', tarball, ...TOOLS], dir)
+    expect(fs.existsSync(join(dir, 'node_modules/fuse-native'))).toBe(false)
+    expectPristine(join(dir, 'node_modules/rofiles-guard/node_modules/fuse-native'))
+    compileAndRun(dir)
+
+    const prefix = join(work, 'global')
+    run('npm', ['install', '--global', '--prefix', prefix, ...NPM, tarball], work)
+    expect(version(join(prefix, 'bin/rofiles-guard'), work)).toBe(`rofiles-guard ${VERSION}`)
+    expectPristine(join(prefix, 'lib/node_modules/rofiles-guard/node_modules/fuse-native'))
+  }, 240_000)
+})
