@@ -10,6 +10,7 @@ export type GuardErrorCode =
   | 'MOUNTPOINT_IS_MOUNT'
   | 'MOUNTPOINT_STALE'
   | 'PATHS_OVERLAP'
+  | 'LIVE_ROOT'
   | 'NOT_ROOT'
   | 'NO_DEV_FUSE'
   | 'MISSING_DEPENDENCY'

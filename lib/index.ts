@@ -9,4 +9,4 @@ export { discoverHooks, type Hook, type SkippedEntry, type Discovery } from './h
 export { HookFailedError, RunAbortedError } from './hooks/errors.js'
 export type { RunReport, HookReport } from './hooks/report.js'
 export type { KilledProcess } from './hooks/leftovers.js'
-export { SANDBOXES, type Sandbox } from './hooks/sandbox.js'
+export { SANDBOXES, HOOK_CAPS, type Sandbox } from './hooks/sandbox.js'

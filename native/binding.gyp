@@ -3,5 +3,10 @@
     "target_name": "sysops",
     "sources": ["sysops.c", "copyup.c"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+  }, {
+    "target_name": "hook-exec",
+    "type": "executable",
+    "sources": ["hook-exec.c"],
+    "cflags": ["-O2", "-Wall", "-Wextra"]
   }]
 }

@@ -30,13 +30,6 @@ static int copy_rw(int in, int out) {
   }
 }
 
-// copyUp(path) -> Promise<0 | -errno>, on libuv's thread pool: SPEC "Copy-up" in one job.
-// Beside `path`, under a temporary name nobody else uses (O_EXCL, retried), a private copy is
-// made with the data (FICLONE / copy_file_range / read-write, source read with O_NOATIME),
-// then the owner, every xattr, the mode (after the owner: chown clears set-id bits) and both
-// times; then it is renamed over `path`. A symlink is copied as a new symlink with the same
-// target, owner, xattrs and times. The object is only ever read. On failure the temporary is
-// removed and `path` is untouched.
 static int copy_xattrs(int in, int out, const char *src, const char *dst, int is_link) {
   char names[65536];
   ssize_t len = is_link ? llistxattr(src, names, sizeof(names)) : flistxattr(in, names, sizeof(names));
@@ -54,27 +47,16 @@ static int copy_xattrs(int in, int out, const char *src, const char *dst, int is
   return r;
 }
 
-int rg_copy_up(const char *path) {
-  struct { const char *path; } jj = { path }, *j = &jj;
-  struct stat st;
-  if (lstat(j->path, &st) < 0) return -errno;
-  int is_link = S_ISLNK(st.st_mode);
-  if (!is_link && !S_ISREG(st.st_mode)) return -EINVAL;
-
-  const char *slash = strrchr(j->path, '/');
-  size_t dirlen = slash ? (size_t) (slash - j->path) : 0;
-  const char *base = slash ? slash + 1 : j->path;
-  char tmp[PATH_BUF];
-  int in = -1, out = -1, r = 0;
-
-  if (!is_link) {
-    in = open(j->path, O_RDONLY | O_NOATIME | O_NOFOLLOW | O_CLOEXEC);
-    if (in < 0 && errno == EPERM) in = open(j->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (in < 0) return -errno;
-  }
+// Makes the private copy of the file open as `in` (or of the symlink `src`, is_link) in a new
+// temporary `<dir>/.rofiles-guard-copyup.<base>.<pid>.<random>`, named in `tmp`: data, then owner,
+// xattrs, mode (after the owner: chown clears set-id bits) and both times, as `st` gives them.
+// Returns 0 or -errno; on failure no temporary is left.
+static int copy_to_temp(int in, const char *src, int is_link, const struct stat *st,
+                        const char *dir, size_t dirlen, const char *base, char tmp[PATH_BUF]) {
   char target[PATH_BUF];
+  int out = -1, r = 0;
   if (is_link) {
-    ssize_t n = readlink(j->path, target, sizeof(target) - 1);
+    ssize_t n = readlink(src, target, sizeof(target) - 1);
     if (n < 0) return -errno;
     target[n] = 0;
   }
@@ -83,17 +65,16 @@ int rg_copy_up(const char *path) {
     int rf = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (rf < 0 || read(rf, &rnd, sizeof(rnd)) != sizeof(rnd)) rnd = (unsigned) getpid() ^ (unsigned) attempt * 2654435761u;
     if (rf >= 0) close(rf);
-    int n = snprintf(tmp, sizeof(tmp), "%.*s/.rofiles-guard-copyup.%.64s.%d.%08x", (int) dirlen, j->path, base, (int) getpid(), rnd);
-    if (n < 0 || n >= (int) sizeof(tmp)) { r = -ENAMETOOLONG; break; }
+    int n = snprintf(tmp, PATH_BUF, "%.*s/.rofiles-guard-copyup.%.64s.%d.%08x", (int) dirlen, dir, base, (int) getpid(), rnd);
+    if (n < 0 || n >= PATH_BUF) return -ENAMETOOLONG;
     if (is_link) {
       if (symlink(target, tmp) == 0) break;
     } else {
       out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
       if (out >= 0) break;
     }
-    if (errno != EEXIST || attempt >= 5) { r = -errno; break; }
+    if (errno != EEXIST || attempt >= 5) return -errno;
   }
-  if (r) { if (in >= 0) close(in); return r; }
 
   if (!is_link && ioctl(out, FICLONE, in) != 0) {
     int copied = 0;
@@ -106,17 +87,56 @@ int rg_copy_up(const char *path) {
       break;
     }
   }
-  if (!r) r = (is_link ? lchown(tmp, st.st_uid, st.st_gid) : fchown(out, st.st_uid, st.st_gid)) < 0 ? -errno : 0;
-  if (!r) r = copy_xattrs(in, out, j->path, tmp, is_link);
-  if (!r && !is_link) r = fchmod(out, st.st_mode & 07777) < 0 ? -errno : 0;
+  if (!r) r = (is_link ? lchown(tmp, st->st_uid, st->st_gid) : fchown(out, st->st_uid, st->st_gid)) < 0 ? -errno : 0;
+  if (!r) r = copy_xattrs(in, out, src, tmp, is_link);
+  if (!r && !is_link) r = fchmod(out, st->st_mode & 07777) < 0 ? -errno : 0;
   if (!r) {
-    struct timespec ts[2] = { st.st_atim, st.st_mtim };
+    struct timespec ts[2] = { st->st_atim, st->st_mtim };
     r = (is_link ? utimensat(AT_FDCWD, tmp, ts, AT_SYMLINK_NOFOLLOW) : futimens(out, ts)) < 0 ? -errno : 0;
   }
   if (out >= 0 && close(out) != 0 && !r) r = -errno;
-  if (in >= 0) close(in);
-  if (!r && rename(tmp, j->path) < 0) r = -errno;
   if (r) unlink(tmp);
   return r;
 }
 
+// Opens `path` to read it for a copy, without touching its atime where the owner allows that.
+static int open_source(const char *path, int flags) {
+  int in = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | flags);
+  if (in < 0 && errno == EPERM) in = open(path, O_RDONLY | O_CLOEXEC | flags);
+  return in < 0 ? -errno : in;
+}
+
+int rg_copy_up(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) < 0) return -errno;
+  int is_link = S_ISLNK(st.st_mode);
+  if (!is_link && !S_ISREG(st.st_mode)) return -EINVAL;
+
+  const char *slash = strrchr(path, '/');
+  size_t dirlen = slash ? (size_t) (slash - path) : 0;
+  const char *base = slash ? slash + 1 : path;
+  char tmp[PATH_BUF];
+  int in = -1;
+  if (!is_link && (in = open_source(path, O_NOFOLLOW)) < 0) return in;
+  int r = copy_to_temp(in, path, is_link, &st, path, dirlen, base, tmp);
+  if (in >= 0) close(in);
+  if (!r && rename(tmp, path) < 0) { r = -errno; unlink(tmp); }
+  return r;
+}
+
+int rg_copy_up_unlinked(int fd, const char *dir) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EINVAL;
+  char src[64], tmp[PATH_BUF];
+  snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+  int in = open_source(src, 0); // the magic link leads to the inode; O_NOFOLLOW would refuse it
+  if (in < 0) return in;
+  int r = copy_to_temp(in, src, 0, &st, dir, strlen(dir), "unlinked", tmp);
+  close(in);
+  if (r) return r;
+  int copy = open(tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (copy < 0) r = -errno;
+  unlink(tmp);
+  return r ? r : copy;
+}

@@ -7,4 +7,8 @@
 // new symlink with the same target, owner, xattrs and times. The object is only ever read.
 // Returns 0 or -errno; on failure the temporary is removed and `path` is untouched.
 int rg_copy_up(const char *path);
+// The same for a file that has no name left, open as `fd` (an O_PATH handle will do): the copy
+// is made in directory `dir` and unlinked again at once. Returns an O_PATH descriptor on the
+// private copy (close-on-exec), or -errno.
+int rg_copy_up_unlinked(int fd, const char *dir);
 #endif

@@ -238,12 +238,13 @@ typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   char path[PATH_BUF];
+  int fd; // >= 0: copy up the nameless file open as fd, in directory `path`
   int result;
 } copyup_job_t;
 
 static void copyup_execute(napi_env env, void *data) {
   copyup_job_t *j = data;
-  j->result = rg_copy_up(j->path);
+  j->result = j->fd >= 0 ? rg_copy_up_unlinked(j->fd, j->path) : rg_copy_up(j->path);
 }
 
 static void copyup_complete(napi_env env, napi_status status, void *data) {
@@ -255,12 +256,13 @@ static void copyup_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-static napi_value m_copy_up(napi_env env, napi_callback_info info) {
-  ARGS(1)
+// copyUp(path) and copyUpUnlinked(fd, dir): one job on libuv's thread pool each (copyup.h).
+static napi_value queue_copy_up(napi_env env, napi_value path, int fd) {
   napi_value promise;
   copyup_job_t *j = calloc(1, sizeof(copyup_job_t));
+  j->fd = fd;
   napi_create_promise(env, &j->deferred, &promise);
-  int e = get_str(env, argv[0], j->path, sizeof(j->path));
+  int e = get_str(env, path, j->path, sizeof(j->path));
   if (e) {
     napi_value v;
     napi_create_int32(env, e, &v);
@@ -273,6 +275,18 @@ static napi_value m_copy_up(napi_env env, napi_callback_info info) {
   napi_create_async_work(env, NULL, name, copyup_execute, copyup_complete, j, &j->work);
   napi_queue_async_work(env, j->work);
   return promise;
+}
+
+static napi_value m_copy_up(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  return queue_copy_up(env, argv[0], -1);
+}
+
+static napi_value m_copy_up_unlinked(napi_env env, napi_callback_info info) {
+  ARGS(2)
+  int32_t fd = -1;
+  napi_get_value_int32(env, argv[0], &fd);
+  return queue_copy_up(env, argv[1], fd < 0 ? INT32_MAX : fd);
 }
 
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
@@ -297,6 +311,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "syncfs", m_syncfs);
   export_fn(env, exports, "readdir", m_readdir);
   export_fn(env, exports, "copyUp", m_copy_up);
+  export_fn(env, exports, "copyUpUnlinked", m_copy_up_unlinked);
   export_fn(env, exports, "umount2", m_umount2);
   export_int(env, exports, "UTIME_NOW", UTIME_NOW);
   export_int(env, exports, "UTIME_OMIT", UTIME_OMIT);

@@ -5,7 +5,8 @@
 //    fuse-native, which npm may share with other packages, is only read, never changed: its
 //    sources are copied here, native/fuse-native-2.2.6.patch is applied to the copy, and the copy
 //    is compiled from source (the prebuilt binary has the defects the patch fixes).
-//  - native/build/Release/sysops.node: our own addon.
+//  - native/build/Release/sysops.node: our own addon, and native/build/Release/hook-exec, which
+//    starts each hook with no inherited descriptor beyond stdin, stdout and stderr.
 // Both builds are skipped when current, so re-running is cheap.
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
@@ -102,10 +103,10 @@ function buildFuseNative () {
 }
 
 function buildSysops () {
-  const built = join(nativeDir, 'build', 'Release', 'sysops.node')
-  const sources = ['sysops.c', 'binding.gyp', ...SHARED]
+  const built = ['sysops.node', 'hook-exec'].map(f => join(nativeDir, 'build', 'Release', f))
+  const sources = ['sysops.c', 'hook-exec.c', 'binding.gyp', ...SHARED]
   const newest = Math.max(...sources.map(n => statSync(join(nativeDir, n)).mtimeMs))
-  if (existsSync(built) && statSync(built).mtimeMs >= newest) return
+  if (built.every(f => existsSync(f) && statSync(f).mtimeMs >= newest)) return
   console.error('rofiles-guard: building native/sysops')
   const [node, gyp] = nodeGyp()
   // configure + build, not rebuild: rebuild would first remove native/build, and with it the

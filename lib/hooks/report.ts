@@ -12,6 +12,9 @@ export interface HookReport {
   signal: string | null
   timedOut: boolean
   durationMs: number
+  /** Why the hook could not be started at all (its `#!` interpreter is missing, say); exitCode
+   *  is then 127. null when it ran. */
+  launchError: string | null
   /** Last lines of each stream (at most TAIL_BYTES). */
   stdoutTail: string
   stderrTail: string
@@ -46,7 +49,8 @@ export function emptyActivity (): HookActivity {
 }
 
 /** `exit status 3`, `killed by SIGKILL`, `timed out after 30 s`. */
-export function describeEnd (h: Pick<HookReport, 'exitCode' | 'signal' | 'timedOut'>, timeoutMs: number | null): string {
+export function describeEnd (h: Pick<HookReport, 'exitCode' | 'signal' | 'timedOut' | 'launchError'>, timeoutMs: number | null): string {
+  if (h.launchError) return `cannot start: ${h.launchError}`
   if (h.timedOut) return `timed out after ${timeoutMs === null ? '?' : Math.round(timeoutMs / 100) / 10} s`
   if (h.signal) return `killed by ${h.signal}`
   return `exit status ${h.exitCode}`

@@ -3,13 +3,14 @@ import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
 import { mountGuard, type GuardMount } from '../mount/guard.js'
-import { checkMode, checkSystem } from '../mount/preflight.js'
+import { checkMode, checkSource, checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, type Hook } from './discover.js'
 import { HookFailedError, RunAbortedError } from './errors.js'
 import { groupMembers, processesUsing, terminate, type KilledProcess } from './leftovers.js'
 import { describeEnd, emptyActivity, TAIL_BYTES, type HookReport, type RunReport } from './report.js'
 import { checkSandbox, isSandbox, launch, type Sandbox } from './sandbox.js'
+import { checkChrootRoot, whyNotStartable } from './startable.js'
 
 const log = logger('hooks')
 
@@ -81,8 +82,17 @@ class Tail {
 interface Ran { report: HookReport, failed: boolean }
 
 async function runOne (hook: Hook, guard: GuardMount, o: { mode: Mode, sandbox: Sandbox, hooksDir: string, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
-  const l = launch(o.sandbox, hook.path, o.hooksDir, hook.name, guard.mountpoint)
   const started = Date.now()
+  const launchError = whyNotStartable(hook.path, o.sandbox, guard.mountpoint)
+  if (launchError !== null) {
+    log('%s cannot start: %s', hook.name, launchError)
+    const report: HookReport = {
+      name: hook.name, path: hook.path, sha256: hook.sha256, exitCode: 127, signal: null, timedOut: false,
+      durationMs: Date.now() - started, launchError, stdoutTail: '', stderrTail: launchError, killed: [], activity: emptyActivity()
+    }
+    return { report, failed: true, aborted: false }
+  }
+  const l = launch(o.sandbox, hook.path, o.hooksDir, hook.name, guard.mountpoint)
   const out = new Tail(line => o.onOutput?.(hook.name, 'stdout', line))
   const err = new Tail(line => o.onOutput?.(hook.name, 'stderr', line))
   const sub = execa(l.file, l.args, {
@@ -135,6 +145,7 @@ async function runOne (hook: Hook, guard: GuardMount, o: { mode: Mode, sandbox: 
     signal,
     timedOut,
     durationMs: Date.now() - started,
+    launchError: null,
     stdoutTail: out.end(),
     stderrTail: err.end(),
     killed,
@@ -155,12 +166,14 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
   const timeoutMs = checkTimeout(opts.timeoutMs)
   const graceMs = opts.killGraceMs ?? 5000
+  const root = checkSource(opts.root)
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   await checkSandbox(sandbox)
+  if (sandbox === 'chroot') checkChrootRoot(root)
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()
-  const guard = await mountGuard(opts.root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
+  const guard = await mountGuard(root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
   const report: RunReport = {
     root: guard.root,
     mountpoint: guard.mountpoint,

@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
+import { REBUILD } from '../native/fuse.js'
 
 export type Sandbox = 'none' | 'bwrap' | 'chroot'
 export const SANDBOXES: readonly Sandbox[] = ['none', 'bwrap', 'chroot']
@@ -9,18 +12,20 @@ export function isSandbox (v: unknown): v is Sandbox {
 }
 
 /**
- * Capabilities a root hook loses in a bubblewrap sandbox (which, run as root, keeps them all):
- * those that would let it leave the sandbox or touch the host: remount the read-only host
- * (SYS_ADMIN), make a device node of the disk (MKNOD), open files by handle outside its view
- * (DAC_READ_SEARCH), load modules, raw I/O, ptrace, BPF, reboot, the clock, the network, LSMs.
- * What hooks need for files in the new root stays: CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
- * SETUID/SETGID, KILL, SYS_CHROOT.
+ * The capabilities a root hook keeps in the bwrap and chroot sandboxes, and only these
+ * (`--cap-drop ALL`, then each added): what hooks need for files of the new root: chown,
+ * override file permissions, set-id bits and file capabilities (setcap, as iputils' postinst
+ * runs it), switch users, signal their own processes, chroot. Everything else is gone, also
+ * what future kernels add: no remount of the read-only host (SYS_ADMIN), no device nodes
+ * (MKNOD), no open-by-handle outside the sandbox's view (DAC_READ_SEARCH), no modules, raw I/O,
+ * ptrace, network administration. bwrap also sets no_new_privs, so no exec adds any back.
+ * Writes still go through the guard.
  */
-export const DROPPED_CAPS = ['CAP_SYS_ADMIN', 'CAP_MKNOD', 'CAP_DAC_READ_SEARCH', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO',
-  'CAP_SYS_PTRACE', 'CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_BOOT', 'CAP_SYS_TIME', 'CAP_NET_ADMIN', 'CAP_NET_RAW',
-  'CAP_SYSLOG', 'CAP_MAC_ADMIN', 'CAP_MAC_OVERRIDE', 'CAP_AUDIT_CONTROL', 'CAP_AUDIT_WRITE', 'CAP_LINUX_IMMUTABLE',
-  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_SYS_RESOURCE', 'CAP_SYS_NICE', 'CAP_SYS_PACCT', 'CAP_SYS_TTY_CONFIG',
-  'CAP_LEASE', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_CHECKPOINT_RESTORE']
+export const HOOK_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_SETUID', 'CAP_SETGID',
+  'CAP_KILL', 'CAP_SYS_CHROOT', 'CAP_SETFCAP'] as const
+
+/** Starts every hook with only fds 0-2 open (native/hook-exec.c). */
+const HOOK_EXEC = fileURLToPath(new URL('../../native/build/Release/hook-exec', import.meta.url))
 
 /** Where a hook from outside the new root is bound inside a chroot sandbox (on its private /tmp). */
 const CHROOT_HOOK_DIR = '/tmp/.roothooks'
@@ -34,38 +39,34 @@ export interface Launch {
 }
 
 /**
- * The command that runs `hookPath` against the mount at `mountpoint`:
+ * The command that runs `hookPath` against the mount at `mountpoint`, always through hook-exec
+ * (no inherited descriptor beyond 0-2 reaches the hook):
  * - none: the hook itself, in the mount.
  * - bwrap: host `/` read-only, the mount read-write at its own path, private /tmp /dev /proc,
- *   new PID namespace and session, dies with us, no capabilities to undo that (DROPPED_CAPS):
+ *   new PID namespace and session, dies with us; as root, only HOOK_CAPS:
  *   the hook can write only through the guard.
  * - chroot: the mount as `/`, the hook bound read-only under a private /tmp.
  * Binds are made after `--tmpfs /tmp`, so paths under /tmp (hooks, mountpoint) stay reachable.
  */
 export function launch (sandbox: Sandbox, hookPath: string, hooksDir: string, name: string, mountpoint: string): Launch {
-  const common = ['--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--die-with-parent', '--new-session',
-    ...DROPPED_CAPS.flatMap(c => ['--cap-drop', c])]
+  if (!existsSync(HOOK_EXEC)) throw new GuardError('MISSING_DEPENDENCY', `${HOOK_EXEC} is not built: ${REBUILD}`)
+  const caps = process.geteuid?.() === 0 ? ['--cap-drop', 'ALL', ...HOOK_CAPS.flatMap(c => ['--cap-add', c])] : []
+  const common = ['--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--die-with-parent', '--new-session', ...caps]
+  const via = (file: string, args: string[], root: string): Launch => ({ file: HOOK_EXEC, args: [file, ...args], cwd: mountpoint, root })
   switch (sandbox) {
     case 'none':
-      return { file: hookPath, args: [], cwd: mountpoint, root: mountpoint }
+      return via(hookPath, [], mountpoint)
     case 'bwrap':
-      return {
-        file: 'bwrap',
-        args: ['--ro-bind', '/', '/', ...common, '--ro-bind', hooksDir, hooksDir, '--bind', mountpoint, mountpoint, '--chdir', mountpoint, '--', hookPath],
-        cwd: mountpoint,
-        root: mountpoint
-      }
+      return via('bwrap', ['--ro-bind', '/', '/', ...common, '--ro-bind', hooksDir, hooksDir, '--bind', mountpoint, mountpoint, '--chdir', mountpoint, '--', hookPath], mountpoint)
     case 'chroot': {
       const inside = `${CHROOT_HOOK_DIR}/${name}`
-      return {
-        file: 'bwrap',
-        args: ['--bind', mountpoint, '/', ...common, '--ro-bind', hookPath, inside, '--chdir', '/', '--', inside],
-        cwd: mountpoint,
-        root: '/'
-      }
+      return via('bwrap', ['--bind', mountpoint, '/', ...common, '--ro-bind', hookPath, inside, '--chdir', '/', '--', inside], '/')
     }
   }
 }
+
+/** Directories bwrap mounts on in a chroot sandbox; the root must have them (never made for it). */
+export const CHROOT_MOUNT_POINTS = ['dev', 'proc', 'tmp'] as const
 
 /** bwrap must be installed and able to make namespaces here; say plainly if it cannot. */
 export async function checkSandbox (sandbox: Sandbox): Promise<void> {

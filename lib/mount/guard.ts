@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import { mkdtempSync, rmdirSync } from 'node:fs'
+import { mkdtempSync, realpathSync, rmdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,7 +10,7 @@ import { sysops } from '../native/sysops.js'
 import type { Mode } from '../policy.js'
 import type { JournalSnapshot } from '../server/journal.js'
 import { CONFIG_ENV, type Request, type ServerConfig, type ServerMessage } from '../server/protocol.js'
-import { checkMode, checkMountpoint, checkSource, checkSystem } from './preflight.js'
+import { checkMode, checkMountpoint, checkOverlap, checkSource, checkSystem } from './preflight.js'
 import { unmountPath, type UnmountResult } from './unmount.js'
 
 const log = logger('guard')
@@ -142,7 +142,10 @@ export async function mountGuard (root: string, opts: GuardOptions = {}): Promis
   if (opts.mountpoint !== undefined) {
     mountpoint = checkMountpoint(opts.mountpoint, rootReal)
   } else {
-    mountpoint = mkdtempSync(join(tmpdir(), 'rofiles-guard-'))
+    // The temporary mountpoint is checked like a given one, before it is made.
+    const parent = realpathSync(tmpdir())
+    checkOverlap(join(parent, 'rofiles-guard-XXXXXX'), rootReal, `the temporary mountpoint would lie inside the source: pass a mountpoint outside ${rootReal}`)
+    mountpoint = mkdtempSync(join(parent, 'rofiles-guard-'))
     owns = true
   }
   const { child, stderrTail } = startServer({ root: rootReal, mountpoint, mode, detached: false })

@@ -33,8 +33,15 @@ export function checkSystem (): void {
   }
 }
 
-/** The root to protect: an existing directory; returns its real path. */
+/**
+ * The root to protect: an existing directory, and not the running system's own root; returns
+ * its real path. The live root is recognised by device and inode, so a bind mount of `/` or the
+ * booted deployment's directory on an ostree host (which is `/`) is refused too.
+ */
 export function checkSource (source: string): string {
+  if (typeof source !== 'string' || source === '') {
+    throw new GuardError('BAD_ARGUMENT', 'the root is an empty path: give the directory of the new deployment\'s checkout')
+  }
   const abs = resolve(source)
   let st
   try {
@@ -45,7 +52,18 @@ export function checkSource (source: string): string {
     throw new GuardError('SOURCE_NOT_FOUND', `source ${abs} does not exist: give the directory of the checkout to protect`)
   }
   if (!st.isDirectory()) throw new GuardError('SOURCE_NOT_DIRECTORY', `source ${abs} is not a directory: give the directory of the checkout to protect`)
+  const live = statSync('/')
+  if (st.dev === live.dev && st.ino === live.ino) {
+    throw new GuardError('LIVE_ROOT', `${abs} is the running system's root, not a new deployment: hooks must run against the checkout of the deployment being prepared`)
+  }
   return realpathSync(abs)
+}
+
+/** A mountpoint inside the source, or containing it, would serve the mount to itself. */
+export function checkOverlap (mountpointReal: string, sourceReal: string, hint = 'the mountpoint must lie outside the source and not contain it'): void {
+  if (within(mountpointReal, sourceReal) || within(sourceReal, mountpointReal)) {
+    throw new GuardError('PATHS_OVERLAP', `source ${sourceReal} and mountpoint ${mountpointReal} overlap: ${hint}`)
+  }
 }
 
 /** The mountpoint: an existing, empty directory, not a mount, apart from the source. */
@@ -66,9 +84,7 @@ export function checkMountpoint (mountpoint: string, sourceReal: string): string
   if (isMounted(real)) {
     throw new GuardError('MOUNTPOINT_IS_MOUNT', `mountpoint ${real} is already a mount: unmount it first (rofiles-guard unmount ${real})`)
   }
-  if (within(real, sourceReal) || within(sourceReal, real)) {
-    throw new GuardError('PATHS_OVERLAP', `source ${sourceReal} and mountpoint ${real} overlap: the mountpoint must lie outside the source and not contain it`)
-  }
+  checkOverlap(real, sourceReal)
   if (readdirSync(real).length > 0) {
     throw new GuardError('MOUNTPOINT_NOT_EMPTY', `mountpoint ${real} is not empty: give an empty directory`)
   }

@@ -16,6 +16,9 @@ export interface SysOps {
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, follow?: boolean): number
   /** Breaks the hardlink at path with a private copy (SPEC "Copy-up"), off the JS thread. */
   copyUp(path: string): Promise<number>
+  /** The same for a file with no name left, open as `fd`: the private copy is made in `dir` and
+   *  unlinked at once; resolves to an O_PATH descriptor on it, or a negative errno. */
+  copyUpUnlinked(fd: number, dir: string): Promise<number>
   syncfs(path: string): number
   /** Names with "." and "..", and per name 16 stat slots holding only d_type bits and d_ino. */
   readdir(path: string): [string[], BigInt64Array] | number

@@ -85,6 +85,18 @@ export class Handles {
     this.hidden.set(hiddenName, keep)
   }
 
+  /** The O_PATH descriptor kept for a hidden name. */
+  hiddenFd (hiddenName: string): number | undefined {
+    return this.hidden.get(hiddenName)
+  }
+
+  /** After a copy-up of a hidden file: the name now stands for the private copy `fd`. */
+  replaceHidden (hiddenName: string, fd: number): void {
+    const old = this.hidden.get(hiddenName)
+    this.hidden.set(hiddenName, fd)
+    if (old !== undefined) fs.closeSync(old)
+  }
+
   /** libfuse's final unlink of a hidden name, once the last handle is released. */
   forget (hiddenName: string): boolean {
     const fd = this.hidden.get(hiddenName)

@@ -73,6 +73,15 @@ export function makeOps (ctx: OpsContext): FuseOps {
     return isObjectMode(Number(st[ST.mode]!), Number(st[ST.nlink]!))
   }
 
+  /**
+   * The object test for a backing path. A hidden file (unlinked while open) has no name of its
+   * own: any link it still has belongs to someone else (an object whose checkout name was removed
+   * drops to link count 1, the repository's), so it is shared as long as it has one.
+   */
+  function isObjectAt (rp: string, st: BigInt64Array): boolean {
+    return isHidden(rp) ? isObjectMode(Number(st[ST.mode]!), Number(st[ST.nlink]!) + 1) : isObject(st)
+  }
+
   /** One copy-up at a time per path; later requests wait and then see the private copy. */
   async function copyUpOnce (rp: string): Promise<number> {
     for (;;) {
@@ -89,9 +98,19 @@ export function makeOps (ctx: OpsContext): FuseOps {
   }
 
   async function copyUpPath (path: string, rp: string, st: BigInt64Array): Promise<number> {
-    const r = await copyUpOnce(rp)
+    const r = isHidden(rp) ? await copyUpHidden(path) : await copyUpOnce(rp)
     if (r === 0) handles.copiedUp(path, st)
     return r
+  }
+
+  /** A hidden file's private copy has no name either: the hidden name is pointed at it. */
+  async function copyUpHidden (path: string): Promise<number> {
+    const fd = handles.hiddenFd(path)
+    if (fd === undefined) return EIO
+    const copy = await s.copyUpUnlinked(fd, root)
+    if (copy < 0) return copy
+    handles.replaceHidden(path, copy)
+    return 0
   }
 
   /**
@@ -103,11 +122,9 @@ export function makeOps (ctx: OpsContext): FuseOps {
     let objectSt: BigInt64Array | null = null
     if (cls === 'write-open' || cls === 'attr') {
       const st = lstat(rp)
-      if (typeof st !== 'number' && isObject(st)) objectSt = st
+      if (typeof st !== 'number' && isObjectAt(rp, st)) objectSt = st
     }
-    let decision = decide(cls, mode, objectSt !== null)
-    // An object that is open but has no name left cannot get a private copy: refuse instead.
-    if (decision === 'copyup' && isHidden(rp)) decision = 'deny'
+    const decision = decide(cls, mode, objectSt !== null)
     if (decision === 'deny') {
       journal.record(op, path, 'denied')
       return cb(EROFS)
@@ -122,7 +139,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
         journal.record(op, path, errnoName(cr))
         return cb(cr)
       }
-      const r = apply(rp)
+      const r = apply(real(path)) // a hidden name now leads to the copy
       journal.record(op, path, r < 0 ? errnoName(r) : 'copied-up')
       cb(r)
     }, () => cb(EIO))
@@ -254,7 +271,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
       const st = new BigInt64Array(16)
       const r = s.fstat(fd, st)
       if (r < 0) return cb(r)
-      if (path === null || !isObject(st)) {
+      if (path === null || !isObjectAt(real(path), st)) {
         const tr = attempt(() => fs.ftruncateSync(fd, size))
         journal.record('truncate', path ?? '(unlinked)', tr < 0 ? errnoName(tr) : 'ok')
         return cb(tr)
