@@ -107,20 +107,31 @@ static int open_source(const char *path, int flags) {
 }
 
 int rg_copy_up(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) < 0) return -errno;
-  int is_link = S_ISLNK(st.st_mode);
-  if (!is_link && !S_ISREG(st.st_mode)) return -EINVAL;
-
+  // Everything happens through a descriptor on the parent directory, so the names used stay short
+  // ("/proc/self/fd/N/name") whatever the length of `path`.
   const char *slash = strrchr(path, '/');
-  size_t dirlen = slash ? (size_t) (slash - path) : 0;
   const char *base = slash ? slash + 1 : path;
-  char tmp[PATH_BUF];
+  char dir[PATH_BUF], at[PATH_BUF], dirat[64], tmp[PATH_BUF];
+  if (slash == NULL) strcpy(dir, ".");
+  else if (slash == path) strcpy(dir, "/");
+  else if ((size_t) (slash - path) >= sizeof(dir)) return -ENAMETOOLONG;
+  else { memcpy(dir, path, slash - path); dir[slash - path] = 0; }
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return -errno;
+  snprintf(dirat, sizeof(dirat), "/proc/self/fd/%d", dfd);
+  int r = 0;
+  if (snprintf(at, sizeof(at), "%s/%s", dirat, base) >= (int) sizeof(at)) r = -ENAMETOOLONG;
+
+  struct stat st;
+  if (!r && lstat(at, &st) < 0) r = -errno;
+  int is_link = !r && S_ISLNK(st.st_mode);
+  if (!r && !is_link && !S_ISREG(st.st_mode)) r = -EINVAL;
   int in = -1;
-  if (!is_link && (in = open_source(path, O_NOFOLLOW)) < 0) return in;
-  int r = copy_to_temp(in, path, is_link, &st, path, dirlen, base, tmp);
+  if (!r && !is_link && (in = open_source(at, O_NOFOLLOW)) < 0) r = in;
+  if (!r) r = copy_to_temp(in, at, is_link, &st, dirat, strlen(dirat), base, tmp);
   if (in >= 0) close(in);
-  if (!r && rename(tmp, path) < 0) { r = -errno; unlink(tmp); }
+  if (!r && rename(tmp, at) < 0) { r = -errno; unlink(tmp); }
+  close(dfd);
   return r;
 }
 

@@ -319,6 +319,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_int(env, exports, "MNT_FORCE", MNT_FORCE);
   export_int(env, exports, "XATTR_CREATE", XATTR_CREATE);
   export_int(env, exports, "XATTR_REPLACE", XATTR_REPLACE);
+  export_int(env, exports, "O_PATH", O_PATH);
   return exports;
 }
 

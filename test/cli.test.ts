@@ -25,6 +25,11 @@ function serverPids (mp: string): string[] {
   try { return execFileSync('pgrep', ['-f', `server/main.js --mountpoint ${mp}$`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean) } catch { return [] }
 }
 
+/** Running: not gone and not a zombie waiting to be reaped (it has exited). */
+function running (pid: number): boolean {
+  try { return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')) } catch { return false }
+}
+
 async function until (cond: () => boolean): Promise<void> {
   for (let i = 0; i < 100 && !cond(); i++) await sleep(50)
 }
@@ -56,6 +61,10 @@ describe('rofiles-guard mount', () => {
       expect(started).toHaveLength(1)
       stop(mp)
       expect(isMounted(mp)).toBe(false)
+      if (how === 'rofiles-guard unmount') {
+        // It returns once the server has exited, not while it winds down.
+        expect(started.map(Number).filter(running)).toEqual([])
+      }
       await until(() => serverPids(mp).length === 0)
       expect(serverPids(mp)).toEqual([])
     })

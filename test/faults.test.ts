@@ -1,6 +1,7 @@
 // Faults: each ends with no mount left and the repository intact.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -198,7 +199,13 @@ describe('stale mounts', () => {
     cleanup.push(() => { execFileSync('umount', [other]); fs.rmdirSync(other) })
     const g = await live
     cleanup.push(() => { void g.unmount() })
-    const r = cli(['cleanup'])
+    // Only this run's mounts (TMPDIR is the run's own directory): nothing of anyone else's.
+    const dry = cli(['cleanup', '--dry-run', tmpdir()])
+    expect(dry.status).toBe(0)
+    expect(dry.stdout).toContain(`would remove stale mount ${mp}`)
+    expect(dry.stdout).toContain(`live mount ${g.mountpoint}`)
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${mp} `)
+    const r = cli(['cleanup', tmpdir()])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain(`removed stale mount ${mp}`)
     expect(r.stdout).toContain(`live mount ${g.mountpoint}`)

@@ -49,9 +49,23 @@ describe('mount lifetime', () => {
     expect(r).toMatchObject({ lazy: false, serverDied: false })
     expect(isMounted(g.mountpoint)).toBe(false)
     expect(fs.existsSync(g.mountpoint)).toBe(false)
-    await g.exited
-    expect(alive(g.pid)).toBe(false)
+    expect(alive(g.pid)).toBe(false) // unmount() returned once the server had exited
     expect(await g.unmount()).toEqual(r) // idempotent
+  })
+
+  it('a caller that exits without unmounting: the server unmounts and removes the temporary mountpoint', async () => {
+    const co = checkout(repo)
+    cleanup.push(() => rmrf(co))
+    const script = `import { mountGuard } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}
+const g = await mountGuard(process.argv[1]); console.log(g.mountpoint); process.exit(0)`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, co], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', c => { out += String(c) })
+    expect(await new Promise(resolve => child.on('exit', resolve))).toBe(0)
+    const mp = out.trim()
+    expect(mp).toMatch(/rofiles-guard-/)
+    await until('the mount to go', () => !isMounted(mp))
+    await until('the temporary mountpoint to be removed', () => !fs.existsSync(mp))
   })
 
   it('keeps a given mountpoint directory and unmounts through Symbol.asyncDispose', async () => {

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { checkout, emptyDir, fsck, makeRepo, rmrf, type Repo } from './helpers/fixture.js'
 import { CLI, cli, expectOneLineError } from './helpers/cli.js'
@@ -19,6 +20,30 @@ function hooks (h: Parameters<typeof hooksDir>[0]): string { const d = hooksDir(
 const guardMounts = (): string[] => fuseMounts().filter(m => m.fstype === 'fuse.rofiles-guard').map(m => m.mountpoint)
 
 describe('rofiles-guard run-hooks', () => {
+  it('the example 90-check-kernel passes a root without kernel modules, saying so', () => {
+    const co = root()
+    const d = emptyDir('rg-hooks-')
+    dirs.push(d)
+    fs.copyFileSync(fileURLToPath(new URL('../examples/hooks/90-check-kernel', import.meta.url)), join(d, '90-check-kernel'))
+    fs.chmodSync(join(d, '90-check-kernel'), 0o755)
+    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain('[90-check-kernel] no kernel modules in this root: nothing to check\n')
+  })
+
+  it('says once when the root has nothing to protect (no hardlinked objects), and not otherwise', () => {
+    const plain = emptyDir('rg-plain-root-')
+    dirs.push(plain)
+    fs.mkdirSync(join(plain, 'etc'))
+    fs.writeFileSync(join(plain, 'etc/conf'), 'a plain copy\n')
+    const d = hooks({ '10-a': 'true', '20-b': 'true' })
+    const r = cli(['run-hooks', '--root', plain, '--hooks-dir', d])
+    expect(r.status).toBe(0)
+    const notes = r.stdout.split('\n').filter(l => l.includes('holds no hardlinked repository objects'))
+    expect(notes).toEqual([`note: ${fs.realpathSync(plain)} holds no hardlinked repository objects: the guard had nothing to protect (is it an \`ostree checkout -H\`?)`])
+    expect(cli(['run-hooks', '--root', root(), '--hooks-dir', d]).stdout).not.toContain('holds no hardlinked')
+  })
+
   it('streams output prefixed with the hook name, prints a summary, exits 0', () => {
     const d = hooks({ '10-hello': 'echo hello; echo warn >&2; echo n > "$ROOTHOOK_ROOT/var/new"', '20-edit': 'echo x >> "$ROOTHOOK_ROOT/etc/conf" || echo refused' })
     const r = cli(['run-hooks', '--root', root(), '--hooks-dir', d])

@@ -6,7 +6,8 @@ export interface Parsed {
   positionals: string[]
 }
 
-/** Strict parsing: an unknown option or a missing value is a one-line BAD_ARGUMENT error. */
+/** Strict parsing: an unknown option, a missing value or a wrong count of `positionals` (those
+ *  written `[NAME]` are optional) is a one-line BAD_ARGUMENT error. */
 export function parse (command: string, argv: string[], options: NonNullable<ParseArgsConfig['options']>, positionals: string[]): Parsed {
   let parsed
   try {
@@ -17,7 +18,9 @@ export function parse (command: string, argv: string[], options: NonNullable<Par
   }
   const values = parsed.values as Parsed['values']
   if (values.help) return { values, positionals: parsed.positionals }
-  if (parsed.positionals.length !== positionals.length) {
+  // Names in brackets ("[DIR]") are optional.
+  const required = positionals.filter(p => !p.startsWith('[')).length
+  if (parsed.positionals.length < required || parsed.positionals.length > positionals.length) {
     const want = positionals.length ? positionals.join(' ') : 'no arguments'
     throw new GuardError('BAD_ARGUMENT', `${command} takes ${want}, got ${parsed.positionals.length} argument(s); see \`rofiles-guard ${command} --help\``)
   }

@@ -1,33 +1,49 @@
 import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { GuardError } from '../errors.js'
 import { guardMounts } from '../mount/mountinfo.js'
 import { unmountPath } from '../mount/unmount.js'
 import { parse } from './args.js'
 
-export const CLEANUP_HELP = `Usage: rofiles-guard cleanup
+export const CLEANUP_HELP = `Usage: rofiles-guard cleanup [--dry-run] [DIR]
 
 Finds the mounts of rofiles-guard on this machine (and no others), removes those whose server is
-gone ("Transport endpoint is not connected") and lists the live ones.
+gone ("Transport endpoint is not connected") and lists the live ones, which it leaves alone.
+
+  DIR         only mounts at DIR or below it
+  --dry-run   list what would be removed, and remove nothing
+  -h, --help  show this help
 `
 
 export interface CleanupResult { removed: string[], live: string[] }
 
-export async function cleanupStale (): Promise<CleanupResult> {
+function under (dir: string | null, p: string): boolean {
+  return dir === null || dir === '/' || p === dir || p.startsWith(dir + '/')
+}
+
+/** Our stale mounts (at or below `dir`) removed, or only listed with `dryRun`; live ones listed. */
+export async function cleanupStale (opts: { dir?: string, dryRun?: boolean } = {}): Promise<CleanupResult> {
+  const dir = opts.dir === undefined ? null : resolve(opts.dir)
   const result: CleanupResult = { removed: [], live: [] }
   for (const m of guardMounts()) {
+    if (!under(dir, m.mountpoint)) continue
     let broken = false
     try { statSync(m.mountpoint) } catch (err) { broken = (err as NodeJS.ErrnoException).code === 'ENOTCONN' }
     if (!broken) { result.live.push(m.mountpoint); continue }
-    await unmountPath(m.mountpoint, 500)
+    if (!opts.dryRun) await unmountPath(m.mountpoint, 500)
     result.removed.push(m.mountpoint)
   }
   return result
 }
 
 export async function cleanupCommand (argv: string[]): Promise<number> {
-  const { values } = parse('cleanup', argv, {}, [])
+  const { values, positionals } = parse('cleanup', argv, { 'dry-run': { type: 'boolean' } }, ['[DIR]'])
   if (values.help) { process.stdout.write(CLEANUP_HELP); return 0 }
-  const r = await cleanupStale()
-  for (const p of r.removed) process.stdout.write(`removed stale mount ${p}\n`)
+  const dir = positionals[0]
+  if (dir === '') throw new GuardError('BAD_ARGUMENT', 'cleanup: DIR is an empty path: give a directory, or none for all of our mounts')
+  const dryRun = Boolean(values['dry-run'])
+  const r = await cleanupStale({ ...(dir !== undefined ? { dir } : {}), dryRun })
+  for (const p of r.removed) process.stdout.write(`${dryRun ? 'would remove' : 'removed'} stale mount ${p}\n`)
   for (const p of r.live) process.stdout.write(`live mount ${p} (left alone; \`rofiles-guard unmount ${p}\` ends it)\n`)
   if (!r.removed.length && !r.live.length) process.stdout.write('no rofiles-guard mounts\n')
   return 0

@@ -14,7 +14,7 @@ Commands:
   unmount MOUNTPOINT
   run-hooks --root DIR [--hooks-dir DIR] [--mode deny|copyup|readonly]
             [--sandbox none|bwrap|chroot] [--timeout SECONDS] [--report FILE] [--json]
-  cleanup
+  cleanup [--dry-run] [DIR]
   demo
 
 \`rofiles-guard COMMAND --help\` describes each. DEBUG=rofiles-guard:* logs what happens.

@@ -31,6 +31,7 @@ export function hookLine (h: HookReport, timeoutMs: number | null): string {
 
 export function summary (r: RunReport, timeoutMs: number | null): string {
   const lines: string[] = []
+  if (!r.rootHasObjects) lines.push(`note: ${r.root} holds no hardlinked repository objects: the guard had nothing to protect (is it an \`ostree checkout -H\`?)`)
   for (const s of r.skipped) lines.push(`- skipped ${s.name}: ${s.reason}`)
   if (!r.hooks.length) lines.push(`no hooks ran: ${r.hooksDir} holds no hooks`)
   for (const h of r.hooks) lines.push(hookLine(h, timeoutMs))

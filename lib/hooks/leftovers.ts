@@ -1,4 +1,5 @@
 import * as fs from 'node:fs'
+import { alive } from '../proc.js'
 
 export interface KilledProcess { pid: number, command: string }
 
@@ -45,16 +46,6 @@ export function processesUsing (mountpoint: string, exclude: Set<number>): Kille
 
 function signalGroup (pgid: number, sig: NodeJS.Signals): void {
   try { process.kill(-pgid, sig) } catch { /* group gone */ }
-}
-
-/** Running (a zombie waiting for its parent counts as ended: it holds nothing any more). */
-export function alive (pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return false
-  }
 }
 
 /** Live (not zombie) processes of process group `pgid`. */

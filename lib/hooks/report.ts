@@ -38,6 +38,9 @@ export interface RunReport {
   skipped: SkippedEntry[]
   /** The mount was still busy at the end and was detached lazily. */
   lazyUnmount: boolean
+  /** The root held at least one repository object (hardlinked file) before the hooks ran;
+   *  false means the guard had nothing to protect (not a hardlinked checkout?). */
+  rootHasObjects: boolean
   /** Mutating operations through the mount, all hooks together. */
   totalOperations: number
 }

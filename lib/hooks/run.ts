@@ -11,6 +11,7 @@ import { groupMembers, processesUsing, terminate, type KilledProcess } from './l
 import { describeEnd, emptyActivity, TAIL_BYTES, type HookReport, type RunReport } from './report.js'
 import { checkSandbox, isSandbox, launch, type Sandbox } from './sandbox.js'
 import { checkChrootRoot, whyNotStartable } from './startable.js'
+import { hasObjects } from '../mount/objects.js'
 
 const log = logger('hooks')
 
@@ -170,6 +171,7 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   await checkSandbox(sandbox)
   if (sandbox === 'chroot') checkChrootRoot(root)
+  const rootHasObjects = hasObjects(root)
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()
@@ -187,6 +189,7 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
     hooks: [],
     skipped: discovery.skipped,
     lazyUnmount: false,
+    rootHasObjects,
     totalOperations: 0
   }
   const env: Record<string, string> = {}

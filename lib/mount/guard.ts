@@ -122,7 +122,10 @@ export class GuardMount extends EventEmitter implements AsyncDisposable {
       clearTimeout(timer)
     }
     if (this.ownsMountpoint) {
-      try { rmdirSync(this.mountpoint) } catch (err) { log('cannot remove %s: %s', this.mountpoint, (err as Error).message) }
+      // Usually the server has removed it already, once unmounted.
+      try { rmdirSync(this.mountpoint) } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log('cannot remove %s: %s', this.mountpoint, (err as Error).message)
+      }
     }
     return { ...result, serverDied }
   }
@@ -148,7 +151,7 @@ export async function mountGuard (root: string, opts: GuardOptions = {}): Promis
     mountpoint = mkdtempSync(join(parent, 'rofiles-guard-'))
     owns = true
   }
-  const { child, stderrTail } = startServer({ root: rootReal, mountpoint, mode, detached: false })
+  const { child, stderrTail } = startServer({ root: rootReal, mountpoint, mode, detached: false, ownsMountpoint: owns })
   try {
     await waitReady(child, stderrTail, opts.startTimeoutMs ?? 20_000)
   } catch (err) {

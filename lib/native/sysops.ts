@@ -28,6 +28,8 @@ export interface SysOps {
   readonly MNT_DETACH: number
   readonly XATTR_CREATE: number
   readonly XATTR_REPLACE: number
+  /** Linux O_PATH (not in Node's fs.constants): a handle on an inode that does not open the file. */
+  readonly O_PATH: number
 }
 
 /** Slots of the int64 stat layout shared by sysops.lstat and the patched fuse-native. */

@@ -1,9 +1,6 @@
 import * as fs from 'node:fs'
 import { sysops, ST } from '../native/sysops.js'
 
-/** Linux O_PATH: a handle to an inode that does not open the file (no FIFO blocking, no atime). */
-const O_PATH = 0o10000000
-
 /** libfuse 2 renames a file that is unlinked while open to this name in the same directory. */
 const HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/
 
@@ -75,7 +72,7 @@ export class Handles {
   /** Serves libfuse's hide-rename of `real` to `hiddenName`: unlink, keep the inode at hand. */
   hide (real: string, hiddenName: string): void {
     // An O_PATH handle on the name itself keeps the inode: no search among open descriptors.
-    const keep = fs.openSync(real, O_PATH | fs.constants.O_NOFOLLOW)
+    const keep = fs.openSync(real, sysops().O_PATH | fs.constants.O_NOFOLLOW)
     try {
       fs.unlinkSync(real)
     } catch (err) {

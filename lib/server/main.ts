@@ -1,6 +1,7 @@
 // The FUSE server: its own process, so that the caller may touch the mount synchronously
 // without deadlocking (fuse-native serves requests on the JS thread of the process it runs in).
 import { execFile } from 'node:child_process'
+import { rmdirSync } from 'node:fs'
 import { loadFuse } from '../native/fuse.js'
 import { GuardError, errnoName } from '../errors.js'
 import { logger } from '../log.js'
@@ -80,6 +81,9 @@ function main (): void {
     onLoopExit: () => {
       log('FUSE loop ended: %s is unmounted', config.mountpoint)
       profileReport()
+      if (config.ownsMountpoint) {
+        try { rmdirSync(config.mountpoint) } catch (err) { log('cannot remove %s: %s', config.mountpoint, (err as Error).message) }
+      }
       process.exit(0)
     }
   })

@@ -13,6 +13,9 @@ const EROFS = -30
 const EIO = -5
 const ERANGE = -34
 const S_ISGID = 0o2000
+const PATH_MAX = 4096 // Linux, with the terminating NUL
+/** How the backing path of a hidden file (see Handles) looks. */
+const HIDDEN_FD = /^\/proc\/self\/fd\/\d+$/
 
 export interface Caller { uid: number, gid: number, pid: number }
 
@@ -53,8 +56,12 @@ export function makeOps (ctx: OpsContext): FuseOps {
   const s = sysops()
   const { root, mode, journal } = ctx
   const handles = ctx.handles ?? new Handles()
-  const real = (p: string): string => handles.hiddenPath(p) ?? (p === '/' ? root : root + p)
-  const isHidden = (rp: string): boolean => rp.startsWith('/proc/self/fd/')
+  // Backing paths: root + path; where that passes PATH_MAX, the same path below a descriptor on
+  // the root (/proc/self/fd/N/...), as the binding resolves it relative to its root descriptor.
+  const rootFd = fs.openSync(root, s.O_PATH | C.O_DIRECTORY)
+  const real = (p: string): string => handles.hiddenPath(p) ??
+    (p === '/' ? root : root.length + p.length < PATH_MAX ? root + p : `/proc/self/fd/${rootFd}${p}`)
+  const isHidden = (rp: string): boolean => HIDDEN_FD.test(rp)
   const inflight = new Map<string, Promise<number>>()
 
   /** lstat of a backing path; a hidden file's /proc link is followed to the file itself. */

@@ -8,6 +8,9 @@ export interface ServerConfig {
   mode: Mode
   /** CLI `mount`: keep serving after the starting process leaves; end with the mount. */
   detached: boolean
+  /** The mountpoint is a temporary directory made for this mount: remove it once unmounted, also
+   *  when the caller is gone without unmounting. */
+  ownsMountpoint?: boolean
 }
 
 export const CONFIG_ENV = 'ROFILES_GUARD_SERVER'
