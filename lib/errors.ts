@@ -13,6 +13,7 @@ export type GuardErrorCode =
   | 'LIVE_ROOT'
   | 'NOT_ROOT'
   | 'NO_DEV_FUSE'
+  | 'NO_FUSE_ACCESS'
   | 'MISSING_DEPENDENCY'
   | 'MOUNT_FAILED'
   | 'SERVER_DIED'

@@ -30,7 +30,7 @@ static int copy_rw(int in, int out) {
   }
 }
 
-static int copy_xattrs(int in, int out, const char *src, const char *dst, int is_link) {
+static int copy_disk_xattrs(int in, int out, const char *src, const char *dst, int is_link) {
   char names[65536];
   ssize_t len = is_link ? llistxattr(src, names, sizeof(names)) : flistxattr(in, names, sizeof(names));
   if (len < 0) return (errno == ENOTSUP) ? 0 : -errno;
@@ -45,6 +45,61 @@ static int copy_xattrs(int in, int out, const char *src, const char *dst, int is
   }
   free(value);
   return r;
+}
+
+// GVariant framing offsets: little-endian, 1, 2 or 4 bytes wide by the container's size.
+static size_t gv_offset_size(size_t container) {
+  return container <= 0xff ? 1 : container <= 0xffff ? 2 : 4;
+}
+
+static size_t gv_read_offset(const unsigned char *p, size_t width) {
+  size_t v = 0;
+  for (size_t i = 0; i < width; i++) v |= (size_t) p[i] << (8 * i);
+  return v;
+}
+
+#define OSTREEMETA "user.ostreemeta"
+
+// bare-user repositories keep each file's real owner, mode and xattrs in the xattr
+// user.ostreemeta, a GVariant (uuua(ayay)). A private copy is an ordinary file: it gets the
+// xattrs recorded there as real xattrs, and not user.ostreemeta itself (a commit of the tree
+// would otherwise record it as an ordinary xattr). Owner and mode stay those of the file on
+// disk, as the hooks saw it. Returns 0 or -errno (say EPERM for a security.* name a user may
+// not set: the copy-up then fails rather than lose it).
+static int apply_ostreemeta(const unsigned char *meta, size_t len, int out, const char *dst, int is_link) {
+  if (len < 12) return -EINVAL;
+  const unsigned char *arr = meta + 12;
+  size_t alen = len - 12;
+  if (alen == 0) return 0;
+  size_t w = gv_offset_size(alen);
+  if (alen < w) return -EINVAL;
+  size_t table = gv_read_offset(arr + alen - w, w);
+  if (table > alen - w || (alen - table) % w) return -EINVAL;
+  size_t n = (alen - table) / w, start = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t end = gv_read_offset(arr + table + i * w, w);
+    if (end < start || end > table) return -EINVAL;
+    const unsigned char *e = arr + start;
+    size_t elen = end - start, ew = gv_offset_size(elen);
+    if (elen < ew) return -EINVAL;
+    size_t key_end = gv_read_offset(e + elen - ew, ew);
+    if (key_end == 0 || key_end > elen - ew || e[key_end - 1] != 0) return -EINVAL;
+    const char *name = (const char *) e;
+    const void *value = e + key_end;
+    size_t vlen = elen - ew - key_end;
+    int r = is_link ? lsetxattr(dst, name, value, vlen, 0) : fsetxattr(out, name, value, vlen, 0);
+    if (r < 0) return -errno;
+    start = end;
+  }
+  return 0;
+}
+
+static int copy_xattrs(int in, int out, const char *src, const char *dst, int is_link) {
+  unsigned char meta[65536];
+  ssize_t mlen = is_link ? lgetxattr(src, OSTREEMETA, meta, sizeof(meta)) : fgetxattr(in, OSTREEMETA, meta, sizeof(meta));
+  if (mlen >= 0) return apply_ostreemeta(meta, (size_t) mlen, out, dst, is_link);
+  if (errno != ENODATA && errno != ENOTSUP) return -errno;
+  return copy_disk_xattrs(in, out, src, dst, is_link);
 }
 
 // Makes the private copy of the file open as `in` (or of the symlink `src`, is_link) in a new

@@ -5,7 +5,9 @@
 // source read with O_NOATIME), then the owner, every xattr, the mode (after the owner: chown
 // clears set-id bits) and both times; then it is renamed over `path`. A symlink is copied as a
 // new symlink with the same target, owner, xattrs and times. The object is only ever read.
-// Returns 0 or -errno; on failure the temporary is removed and `path` is untouched.
+// A file of a bare-user repository (xattr user.ostreemeta) gets the xattrs recorded there as
+// real ones, not user.ostreemeta. Returns 0 or -errno; on failure the temporary is removed and
+// `path` is untouched.
 int rg_copy_up(const char *path);
 // The same for a file that has no name left, open as `fd` (an O_PATH handle will do): the copy
 // is made in directory `dir` and unlinked again at once. Returns an O_PATH descriptor on the

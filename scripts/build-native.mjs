@@ -45,8 +45,11 @@ function nodeGyp () {
 function gypArgs (command) {
   const nodedir = process.env.npm_config_nodedir ||
     (existsSync('/usr/include/node/node_api.h') ? '/usr' : '')
-  return nodedir ? [command, `--nodedir=${nodedir}`] : [command]
+  return nodedir ? [command, `--nodedir=${nodedir}`, QUIET] : [command, QUIET]
 }
+
+/** node-gyp says only what goes wrong; the compiler's own warnings still show. */
+const QUIET = '--loglevel=warn'
 
 function run (cmd, args, cwd) {
   try {
@@ -103,16 +106,19 @@ function buildFuseNative () {
 }
 
 function buildSysops () {
+  // A stamp, not the outputs' own times: make leaves an output that is already current alone.
+  const stamp = join(nativeDir, 'build', '.rofiles-guard-built')
   const built = ['sysops.node', 'hook-exec'].map(f => join(nativeDir, 'build', 'Release', f))
   const sources = ['sysops.c', 'hook-exec.c', 'binding.gyp', ...SHARED]
   const newest = Math.max(...sources.map(n => statSync(join(nativeDir, n)).mtimeMs))
-  if (built.every(f => existsSync(f) && statSync(f).mtimeMs >= newest)) return
-  console.error('rofiles-guard: building native/sysops')
+  if ([stamp, ...built].every(existsSync) && statSync(stamp).mtimeMs >= newest) return
+  console.error('rofiles-guard: building native/sysops and native/hook-exec')
   const [node, gyp] = nodeGyp()
   // configure + build, not rebuild: rebuild would first remove native/build, and with it the
   // fuse-native copy.
   run(node, [gyp, ...gypArgs('configure')], nativeDir)
-  run(node, [gyp, 'build'], nativeDir)
+  run(node, [gyp, 'build', QUIET], nativeDir)
+  writeFileSync(stamp, '')
 }
 
 buildSysops()

@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 
 say () { echo "setup: $*" >&2; }
 
-# Runtime: libfuse2 (fuse-native links libfuse.so.2), fuse3 (fusermount, for auto-unmount),
-# ostree (repos in tests and demo, rofiles-fuse for comparison), bubblewrap (hook sandboxes),
-# attr (setfattr/getfattr in tests), bindfs (a backing filesystem that refuses xattr writes, in
-# a fault test). Build: g++, make, python3 (node-gyp) and patch.
+# Runtime: libfuse2 (fuse-native links libfuse.so.2), fuse3 (fusermount3: mounts as a user, and
+# auto-unmount), ostree (repos in the demo and tests, rofiles-fuse for comparison), bubblewrap
+# (hook sandboxes). Build: g++, make, python3 (node-gyp) and patch. `setup.sh test` (npm test,
+# npm run setup) also needs attr (setfattr/getfattr), acl (setfacl: /dev/fuse for the test
+# user) and bindfs (a backing filesystem that refuses xattr writes, in a fault test).
+pkgs=(libfuse2 fuse3 ostree bubblewrap)
+[ "${1:-test}" = demo ] || pkgs+=(attr acl bindfs)
 need_pkgs=()
-for p in libfuse2 fuse3 ostree bubblewrap attr bindfs; do
+for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 for pair in g++:g++ make:make python3:python3 patch:patch; do
@@ -20,7 +23,7 @@ for pair in g++:g++ make:make python3:python3 patch:patch; do
 done
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" != 0 ]; then
-    say "missing Debian packages: ${need_pkgs[*]}; install them as root: apt-get install ${need_pkgs[*]}"
+    say "missing Debian packages: ${need_pkgs[*]}; as root, run: apt-get install ${need_pkgs[*]}"
     exit 1
   fi
   say "installing Debian packages: ${need_pkgs[*]}"

@@ -6,7 +6,8 @@ import { HookFailedError } from '../hooks/errors.js'
 import { runHooks } from '../hooks/run.js'
 import type { RunReport } from '../hooks/report.js'
 import { checkSandbox, type Sandbox } from '../hooks/sandbox.js'
-import { checkoutHardlinked, commitTree, fsckRepo, initBareRepo } from '../ostree.js'
+import { checkoutHardlinked, commitTree, fsckRepo, initRepo } from '../ostree.js'
+import { checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { parse } from './args.js'
 import { summary } from './summary.js'
@@ -19,6 +20,8 @@ runs the example hooks (examples/hooks) against them through the guard:
   2. an upgrade with a kernel the example module does not support, in deny mode: the config
      edit is refused and 90-check-kernel exits non-zero, which blocks the upgrade.
 Then it checks with \`ostree fsck\` that the repository is intact, and removes everything.
+As root the repository is \`bare\`; as a user it is \`bare-user\` with user-mode checkouts
+(\`ostree checkout -U -H\`), and nothing needs root.
 `
 
 const HOOKS = fileURLToPath(new URL('../../examples/hooks', import.meta.url))
@@ -66,11 +69,12 @@ async function scenario (title: string, root: string, mode: Mode, sandbox: Sandb
 export async function demoCommand (argv: string[]): Promise<number> {
   const { values } = parse('demo', argv, {}, [])
   if (values.help) { process.stdout.write(DEMO_HELP); return 0 }
+  checkSystem() // say what is missing before building anything
   const work = mkdtempSync(join(tmpdir(), 'rofiles-guard-demo-'))
   try {
     const repo = join(work, 'repo')
     process.stdout.write(`building an ostree repository in ${repo}\n`)
-    await initBareRepo(repo)
+    await initRepo(repo)
     tree(join(work, 'tree-good'), '6.1.0-demo')
     tree(join(work, 'tree-new-kernel'), '6.12.0-demo')
     await commitTree(repo, 'demo/good', join(work, 'tree-good'), 'accepted upgrade')

@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
+import { userInfo } from 'node:os'
 import { isAbsolute, relative, resolve } from 'node:path'
 import { GuardError } from '../errors.js'
 import { isMode, type Mode } from '../policy.js'
@@ -17,19 +18,61 @@ export function checkMode (mode: unknown): Mode {
   return mode
 }
 
-/** What the machine must offer before any mount; each failure names the fix. */
-export function checkSystem (): void {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new GuardError('NOT_ROOT', 'rofiles-guard must run as root (the mount admits other users and keeps file ownership): run it with sudo')
+const FUSERMOUNT_PATHS = ['/usr/bin/fusermount3', '/bin/fusermount3', '/usr/bin/fusermount', '/bin/fusermount']
+
+/** The installed fusermount3 (or its older name); the bare name where none is. */
+export function fusermountPath (): string {
+  return FUSERMOUNT_PATHS.find(p => existsSync(p)) ?? 'fusermount3'
+}
+
+function isRoot (): boolean {
+  return process.geteuid?.() === 0
+}
+
+/** The user's name for messages (`uid N` where the passwd database has none). */
+function whoAmI (): string {
+  try { return userInfo().username } catch { return `uid ${process.geteuid?.()}` }
+}
+
+/**
+ * Whether the mount may admit other users: always as root; as a user only when /etc/fuse.conf
+ * has `user_allow_other` (fusermount refuses allow_other otherwise).
+ */
+export function mayAllowOther (): boolean {
+  if (isRoot()) return true
+  try {
+    return readFileSync('/etc/fuse.conf', 'utf8').split('\n').some(l => l.trim() === 'user_allow_other')
+  } catch {
+    return false
   }
+}
+
+/**
+ * What the machine must offer before any mount; each failure names the fix. Root mounts
+ * directly; a user mounts through the set-uid fusermount3 and needs read-write access to
+ * /dev/fuse (mode 0666 on stock Debian, 0600 on some machines).
+ */
+export function checkSystem (): void {
   if (!existsSync('/dev/fuse')) {
     throw new GuardError('NO_DEV_FUSE', '/dev/fuse does not exist: load the fuse kernel module (modprobe fuse) or give the container the device')
   }
   if (!LIBFUSE_PATHS.some(p => existsSync(p))) {
     throw new GuardError('MISSING_DEPENDENCY', 'libfuse.so.2 is not installed: install the Debian package libfuse2 (apt-get install libfuse2)')
   }
-  if (!existsSync('/bin/fusermount') && !existsSync('/usr/bin/fusermount')) {
-    throw new GuardError('MISSING_DEPENDENCY', 'fusermount is not installed (needed to remove the mount if the server dies): install the Debian package fuse3')
+  const fusermount = fusermountPath()
+  if (!existsSync(fusermount)) {
+    throw new GuardError('MISSING_DEPENDENCY', `fusermount3 is not installed (${isRoot() ? 'it removes the mount if the server dies' : 'mounts as a user go through it'}): install the Debian package fuse3`)
+  }
+  if (isRoot()) return
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK)
+  } catch {
+    const mode = (statSync('/dev/fuse').mode & 0o777).toString(8).padStart(4, '0')
+    throw new GuardError('NO_FUSE_ACCESS', `/dev/fuse (mode ${mode}) is not readable and writable by ${whoAmI()}, and mounting as a user needs it: as root, chmod 0666 /dev/fuse (as stock Debian has it) or setfacl -m u:${whoAmI()}:rw /dev/fuse`)
+  }
+  const st = statSync(realpathSync(fusermount))
+  if ((st.mode & 0o4000 /* S_ISUID */) === 0 || st.uid !== 0) {
+    throw new GuardError('MISSING_DEPENDENCY', `${fusermount} is not set-uid root, and mounting as a user needs it: reinstall the Debian package fuse3`)
   }
 }
 

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sysops } from '../native/sysops.js'
-import { GuardError } from '../errors.js'
+import { spawnSync } from 'node:child_process'
+import { GuardError, errnoName } from '../errors.js'
+import { fusermountPath } from './preflight.js'
 import { logger } from '../log.js'
 import { isMounted } from './mountinfo.js'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -10,6 +12,7 @@ const log = logger('unmount')
 const EINVAL = -22
 const ENOENT = -2
 const EBUSY = -16
+const EPERM = -1
 
 export interface UnmountResult {
   /** The mount was busy to the end and had to be detached lazily (MNT_DETACH). */
@@ -51,13 +54,32 @@ export async function unmountPath (mountpoint: string, busyMs = 2000): Promise<U
   return result
 }
 
+/**
+ * The command that unmounts `mountpoint` (lazily: detaches it even while busy): umount(8) as
+ * root, fusermount3 -u as a user (the kernel lets only root unmount; fusermount3 is set-uid).
+ */
+export function unmountCommand (mountpoint: string, lazy: boolean): [string, string[]] {
+  if (process.geteuid?.() === 0) return ['umount', lazy ? ['-l', mountpoint] : [mountpoint]]
+  return [fusermountPath(), [lazy ? '-uz' : '-u', mountpoint]]
+}
+
+/** One attempt: 0 or a negative errno. */
+function umountOnce (mountpoint: string, lazy: boolean): number {
+  if (process.geteuid?.() === 0) return sysops().umount2(mountpoint, lazy ? sysops().MNT_DETACH : 0)
+  const [cmd, args] = unmountCommand(mountpoint, lazy)
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
+  if (r.status === 0) return 0
+  if (/busy/i.test(r.stderr)) return EBUSY
+  if (/not found|not mounted|invalid argument/i.test(r.stderr)) return EINVAL
+  return EPERM
+}
+
 async function detach (mountpoint: string, busyMs: number): Promise<UnmountResult> {
-  const s = sysops()
   const deadline = Date.now() + busyMs
   let attempts = 0
   for (;;) {
     attempts++
-    const r = s.umount2(mountpoint, 0)
+    const r = umountOnce(mountpoint, false)
     if (r === 0 || ((r === EINVAL || r === ENOENT) && !isMounted(mountpoint))) {
       if (!isMounted(mountpoint)) return { lazy: false, attempts }
       continue // stacked mounts: take the next one off
@@ -66,9 +88,9 @@ async function detach (mountpoint: string, busyMs: number): Promise<UnmountResul
     await sleep(Math.min(50 * attempts, 250))
   }
   log('%s stays busy: detaching lazily', mountpoint)
-  const r = s.umount2(mountpoint, s.MNT_DETACH)
+  const r = umountOnce(mountpoint, true)
   if (r < 0 && isMounted(mountpoint)) {
-    throw new GuardError('UNMOUNT_FAILED', `cannot unmount ${mountpoint} (errno ${-r}); try \`umount -l ${mountpoint}\``)
+    throw new GuardError('UNMOUNT_FAILED', `cannot unmount ${mountpoint} (${errnoName(r)}); try \`${unmountCommand(mountpoint, true).flat().join(' ')}\``)
   }
   return { lazy: true, attempts }
 }

@@ -3,6 +3,8 @@
 import { execFile } from 'node:child_process'
 import { rmdirSync } from 'node:fs'
 import { loadFuse } from '../native/fuse.js'
+import { mayAllowOther } from '../mount/preflight.js'
+import { unmountCommand } from '../mount/unmount.js'
 import { GuardError, errnoName } from '../errors.js'
 import { logger } from '../log.js'
 import { Journal } from './journal.js'
@@ -56,7 +58,9 @@ function main (): void {
 
   fuse = new Fuse(config.mountpoint, ops, {
     timeout: false, // a long copy-up must not turn into ETIMEDOUT
-    allowOther: true, // hooks may drop to other users; the kernel checks their access
+    // Hooks may drop to other users; the kernel checks their access. A user's mount admits
+    // others only where /etc/fuse.conf allows it (user_allow_other).
+    allowOther: mayAllowOther(),
     defaultPermissions: true,
     autoUnmount: true, // if this process dies, fusermount removes the mount
     // Page cache: kept per open (no kernel_cache): the binding keeps it, and opens go to
@@ -114,9 +118,9 @@ function main (): void {
     stopping = true
     log('stopping: %s', why)
     // A child process does the unmount: this process must never make calls into its own mount.
-    execFile('umount', [config.mountpoint], err => {
+    execFile(...unmountCommand(config.mountpoint, false), err => {
       if (!err) return
-      execFile('umount', ['-l', config.mountpoint], () => process.exit(0))
+      execFile(...unmountCommand(config.mountpoint, true), () => process.exit(0))
     })
     setTimeout(() => process.exit(0), 10_000).unref()
   }

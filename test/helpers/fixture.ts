@@ -19,12 +19,10 @@ export interface Repo {
 }
 
 /**
- * A bare repo holding one commit of a small tree that has what the policy cares about:
- * files of several modes and owners, set-id bits, user.* and security.* xattrs, symlinks.
+ * A tree that has what the policy cares about: files of several modes and owners, set-id bits,
+ * user.* (and unless `security` is false, security.*) xattrs, symlinks, /dev /proc /tmp.
  */
-export function makeRepo (opts: { shell?: boolean } = {}): Repo {
-  const dir = mkdtempSync(join(tmpdir(), 'rg-fixture-'))
-  const tree = join(dir, 'tree')
+export function buildTree (tree: string, opts: { shell?: boolean, security?: boolean } = {}): void {
   if (opts.shell) addShell(tree)
   const w = (rel: string, data: string, mode = 0o644): void => {
     fs.mkdirSync(join(tree, rel, '..'), { recursive: true })
@@ -45,7 +43,14 @@ export function makeRepo (opts: { shell?: boolean } = {}): Repo {
   for (const d of ['dev', 'proc', 'tmp']) fs.mkdirSync(join(tree, d))
   fs.chmodSync(join(tree, 'tmp'), 0o1777)
   sh('setfattr', ['-n', 'user.origin', '-v', 'ostree', join(tree, 'etc/conf')])
-  sh('setfattr', ['-n', 'security.rgtest', '-v', 'label_t', join(tree, 'etc/conf')])
+  if (opts.security !== false) sh('setfattr', ['-n', 'security.rgtest', '-v', 'label_t', join(tree, 'etc/conf')])
+}
+
+/** A bare repo holding one commit of buildTree's tree. */
+export function makeRepo (opts: { shell?: boolean } = {}): Repo {
+  const dir = mkdtempSync(join(tmpdir(), 'rg-fixture-'))
+  const tree = join(dir, 'tree')
+  buildTree(tree, opts)
   const repo = join(dir, 'repo')
   sh('ostree', ['init', `--repo=${repo}`, '--mode=bare'])
   sh('ostree', ['commit', `--repo=${repo}`, '--branch=test', `--tree=dir=${tree}`, '-s', 'fixture'])
