@@ -81,12 +81,19 @@ declare module 'fuse-native' {
     onLoopExit?: () => void
   }
 
+  /** [mode, uid, gid, size, mtimeSec, mtimeNsec, ino, symlink target, xattrs as "name=hexvalue\\n" lines by name] */
+  export type NativePrior = [number, number, number, number, number, number, number, string | null, string | null]
+
   export default class Fuse {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOptions)
     mount(cb: (err: Error | null) => void): void
     unmount(cb: (err: Error | null) => void): void
-    /** Requests decided natively: outcome 0 done, 1 refused by the policy, else -errno. */
-    drainEvents(): { events: Array<{ op: string, path: string, outcome: number, path2: string | null }>, dropped: number }
+    /**
+     * Requests decided natively: outcome 0 done, 1 refused by the policy, 2 done after a copy-up,
+     * else -errno. `prior`/`prior2`: the state of path/path2 just before the change, null where
+     * it did not exist (or for a refusal).
+     */
+    drainEvents(): { events: Array<{ op: string, path: string, outcome: number, path2: string | null, prior: NativePrior | null, prior2: NativePrior | null }>, dropped: number }
     /** With passthroughRoot: while n > 0, read-only opens go to the JS open() handler. */
     setJsOpens(n: number): void
     /** Caller of the request whose handler is running; valid until the handler first yields. */

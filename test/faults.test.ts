@@ -111,6 +111,17 @@ describe('copy-up that fails half way', () => {
     expect(spawnSync('ostree', ['fsck', `--repo=${repoDir}`]).status).toBe(0)
   })
 
+  it('a copy-up that fails for want of space shows in the run summary as a failed operation', () => {
+    const { base, co } = tmpfsRepo(2048)
+    const free = fs.statfsSync(base).bavail * fs.statfsSync(base).bsize
+    fs.writeFileSync(join(base, 'filler'), Buffer.alloc(Math.max(0, free - 100 * 1024)))
+    const d = hooksDir({ '10-append': 'echo x >> "$ROOTHOOK_ROOT/etc/big" || echo refused' })
+    cleanup.push(() => rmrf(d))
+    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d, '--mode', 'copyup'])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toMatch(/✓ 10-append \[ok, [\d.]+ s\]: changed 0 paths; copied up 0 objects; denied 0 operations; failed 1 operation \(open for write \/etc\/big: ENOSPC\)\n/)
+  })
+
   it('an xattr the filesystem refuses to write: the errno comes back, no temporary left', async () => {
     // bindfs --xattr-ro: xattrs can be listed and read, not set; link counts pass through.
     const co = root()

@@ -148,29 +148,81 @@ describe('runHooks', () => {
     expect(isMounted(r.mountpoint)).toBe(false)
   })
 
-  it('records per hook what it created, modified, copied up, removed, renamed, and was denied', async () => {
+  it('reports per hook its net effect: created, modified with what changed, removed; transient names; copy-ups; refusals counted', async () => {
     const co = root()
     const d = hooks({
-      '10-writer': 'cd "$ROOTHOOK_ROOT"; echo n > var/new; for i in $(seq 50); do echo $i >> var/plain; done; echo x >> etc/conf; mv var/new var/renamed; rm usr/bin/tool; mkfifo var/fifo 2>/dev/null || true',
+      '10-writer': 'cd "$ROOTHOOK_ROOT"; echo n > var/new; for i in $(seq 50); do echo $i >> var/plain; done; echo x >> etc/conf; mv var/new var/renamed; rm usr/bin/tool; for i in 1 2 3; do mkfifo var/fifo 2>/dev/null || true; done',
       '20-reader': 'cat "$ROOTHOOK_ROOT/etc/conf" > /dev/null'
     })
-    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup' })
+    const ended: string[] = []
+    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', onHookEnd: h => ended.push(`${h.name}:${h.activity.changes.length}`) })
     const a = r.hooks[0]!.activity
-    expect(a.created).toEqual(['/var/new'])
-    expect(a.modified.sort()).toEqual(['/etc/conf', '/var/plain']) // 50 appends collapse into one entry
+    expect(a.changes).toEqual([
+      { path: '/etc/conf', change: 'modified', what: ['content'] },
+      { path: '/usr/bin/tool', change: 'removed', what: [] },
+      { path: '/var/plain', change: 'modified', what: ['content'] }, // 50 appends: one change
+      { path: '/var/renamed', change: 'created', what: [] }
+    ])
+    expect(a.transient).toEqual(['/var/new']) // created, then renamed away
     expect(a.copiedUp).toEqual(['/etc/conf'])
-    expect(a.removed).toEqual(['/usr/bin/tool'])
-    expect(a.renamed).toEqual([{ from: '/var/new', to: '/var/renamed' }])
-    expect(a.denied).toEqual([{ op: 'mknod', path: '/var/fifo', errno: 'EROFS' }])
-    expect(r.hooks[1]!.activity.operations).toBe(0)
+    expect(a.denied).toEqual([{ op: 'mknod', path: '/var/fifo', errno: 'EROFS', count: 3 }])
+    expect(r.hooks[1]!.activity).toMatchObject({ changes: [], operations: 0 })
+    expect(ended).toEqual(['10-writer:4', '20-reader:0'])
   })
 
-  it("keeps the journal bounded: past 10,000 paths per list a hook's entries are counted, not kept", async () => {
+  for (const layer of ['native', 'typescript'] as const) {
+    it(`net effect of real tools (${layer} layer): sed -i, lock + write + rename, a temporary file, chmod, an unchanged lock`, async () => {
+      const co = root()
+      fs.writeFileSync(join(co, 'var/.pwd.lock'), '') // exists before, as on Debian
+      const d = hooks({
+        // sed -i on an object: a temporary, written, renamed over the object.
+        '10-sed': 'sed -i "s/original/edited/" "$ROOTHOOK_ROOT/etc/conf"',
+        // What useradd does: take the lock, write a copy, rename it over the file.
+        '20-useradd': [
+          'cd "$ROOTHOOK_ROOT/etc"',
+          ': >> ../var/.pwd.lock', // opened for writing, left as it was
+          'ln secret secret.lock', // the lock: a link, removed at the end
+          'cp secret secret+ && echo "user:x:1000:" >> secret+ && mv secret+ secret',
+          'cp secret secret- ', // the backup it leaves
+          'rm secret.lock'
+        ].join('\n'),
+        '30-tmp-chmod': 't=$(mktemp "$ROOTHOOK_ROOT/var/tmp/cc.XXXXXX"); echo x > "$t"; rm "$t"; chmod 0751 "$ROOTHOOK_ROOT/usr/bin/tool"; setfattr -n user.added -v 1 "$ROOTHOOK_ROOT/var/plain"'
+      })
+      const before = process.env.ROFILES_GUARD_NATIVE
+      if (layer === 'typescript') process.env.ROFILES_GUARD_NATIVE = '0' // read when the server starts
+      let r: RunReport
+      try { r = await runHooks({ root: co, hooksDir: d, mode: 'copyup' }) } finally {
+        if (before === undefined) delete process.env.ROFILES_GUARD_NATIVE
+        else process.env.ROFILES_GUARD_NATIVE = before
+      }
+      const net = (i: number): unknown => ({ changes: r.hooks[i]!.activity.changes, transient: r.hooks[i]!.activity.transient.map(p => p.replace(/[^/]+$/, n => n.startsWith('sed') ? 'sed*' : n.startsWith('cc.') ? 'cc.*' : n)) })
+      expect(net(0)).toEqual({ changes: [{ path: '/etc/conf', change: 'modified', what: ['content', 'xattrs'] }], transient: ['/etc/sed*'] })
+      expect(net(1)).toEqual({
+        changes: [
+          { path: '/etc/secret', change: 'modified', what: ['content'] },
+          { path: '/etc/secret-', change: 'created', what: [] }
+        ],
+        transient: ['/etc/secret+', '/etc/secret.lock']
+      })
+      expect(net(2)).toEqual({
+        changes: [
+          { path: '/usr/bin/tool', change: 'modified', what: ['mode'] },
+          { path: '/var/plain', change: 'modified', what: ['xattrs'] }
+        ],
+        transient: ['/var/tmp/cc.*']
+      })
+      expect(r.hooks[2]!.activity.copiedUp).toEqual(['/usr/bin/tool'])
+      expect(r.hooks.map(h => h.activity.denied.length + h.activity.failed.length)).toEqual([0, 0, 0])
+    })
+  }
+
+  it("keeps the journal bounded: past 10,000 paths a hook's entries are counted, not kept", async () => {
     const co = root()
     const d = hooks({ '10-many': 'cd "$ROOTHOOK_ROOT/var/dir"; i=0; while [ $i -lt 10050 ]; do : > f$i; i=$((i+1)); done' })
     const r = await runHooks({ root: co, hooksDir: d })
     const a = r.hooks[0]!.activity
-    expect(a.created).toHaveLength(10_000)
+    expect(a.changes).toHaveLength(10_000)
+    expect(a.changes.every(c => c.change === 'created')).toBe(true)
     expect(a.dropped).toBe(50)
     expect(a.operations).toBe(10_050)
   })
@@ -264,6 +316,6 @@ describe('sandboxes', () => {
     })
     expect(lines).toEqual(['root=/ pwd=/', 'conf=original config'])
     expect(fs.readFileSync(join(co, 'var/made'), 'utf8')).toBe('made\n')
-    expect(r.hooks[0]!.activity.created).toEqual(['/var/made'])
+    expect(r.hooks[0]!.activity.changes).toEqual([{ path: '/var/made', change: 'created', what: [] }])
   })
 })

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { checkout, emptyDir, fsck, makeRepo, rmrf, type Repo } from './helpers/fixture.js'
 import { CLI, cli, expectOneLineError } from './helpers/cli.js'
 import { hooksDir } from './helpers/hooks.js'
+import { expectValidReport } from './helpers/schema.js'
 import { fuseMounts } from './helpers/mounts.js'
 
 let repo: Repo
@@ -50,8 +51,8 @@ describe('rofiles-guard run-hooks', () => {
     expect(r.status).toBe(0)
     expect(r.stdout).toContain('[10-hello] hello\n')
     expect(r.stderr).toContain('[10-hello] warn\n')
-    expect(r.stdout).toMatch(/✓ 10-hello \[ok, [\d.]+ s\]: changed 1 path \(\/var\/new\); copied up 0 objects; denied 0 writes/)
-    expect(r.stdout).toMatch(/✓ 20-edit \[ok, [\d.]+ s\]: changed 0 paths; copied up 0 objects; denied 1 write \(open \/etc\/conf\)/)
+    expect(r.stdout).toMatch(/✓ 10-hello \[ok, [\d.]+ s\]: changed 1 path \(\/var\/new \(created\)\); copied up 0 objects; denied 0 operations; failed 0 operations\n/)
+    expect(r.stdout).toMatch(/✓ 20-edit \[ok, [\d.]+ s\]: changed 0 paths; copied up 0 objects; denied 1 operation \(open for write \/etc\/conf\); failed 0 operations\n/)
   })
 
   it('a failing hook: exit 1, last line "roothook NAME failed: ...", report written', () => {
@@ -68,12 +69,34 @@ describe('rofiles-guard run-hooks', () => {
     expect(report.hooks.map((h: { name: string }) => h.name)).toEqual(['10-ok', '20-block'])
     expect(fs.existsSync(join(co, 'var/never'))).toBe(false)
     expect(guardMounts()).not.toContain(report.mountpoint)
+    expectValidReport(report)
+
+    // `rofiles-guard report FILE` prints it as run-hooks did; --json passes it through.
+    const shown = cli(['report', join(out, 'report.json')])
+    expect(shown.status).toBe(0)
+    const lines = (t: string): string[] => t.split('\n').filter(l => /^[✓✗-] |^note: /.test(l))
+    expect(lines(shown.stdout)).toEqual(lines(r.stdout))
+    expect(lines(shown.stdout)).toHaveLength(2)
+    expect(shown.stdout).toContain('run failed at 20-block\n')
+    expect(cli(['report', '--json', join(out, 'report.json')]).stdout).toBe(fs.readFileSync(join(out, 'report.json'), 'utf8'))
+  })
+
+  it('report: bad input is one line', () => {
+    const out = emptyDir('rg-report-')
+    dirs.push(out)
+    fs.writeFileSync(join(out, 'not.json'), 'hello')
+    fs.writeFileSync(join(out, 'other.json'), '{"a":1}')
+    expect(expectOneLineError(cli(['report', join(out, 'missing.json')]))).toMatch(/missing\.json does not exist: give the file run-hooks --report wrote/)
+    expect(expectOneLineError(cli(['report', join(out, 'not.json')]))).toMatch(/is not a rofiles-guard report \(not JSON\)/)
+    expect(expectOneLineError(cli(['report', join(out, 'other.json')]))).toMatch(/is not a rofiles-guard report \(no hooks list\)/)
+    expect(expectOneLineError(cli(['report']))).toMatch(/report takes FILE/)
   })
 
   it('--json prints the report on stdout, hook output on stderr', () => {
     const r = cli(['run-hooks', '--root', root(), '--hooks-dir', hooks({ '10-a': 'echo out' }), '--json', '--timeout', '30'])
     expect(r.status).toBe(0)
     const report = JSON.parse(r.stdout)
+    expectValidReport(report)
     expect(report.hooks[0].name).toBe('10-a')
     expect(report.hooks[0].stdoutTail).toBe('out\n')
     expect(r.stderr).toContain('[10-a] out')
@@ -152,7 +175,7 @@ describe('rofiles-guard demo', () => {
     expect(r.status).toBe(0)
     expect(r.stdout).toContain('upgrade blocked: roothook 90-check-kernel failed: exit status 3')
     expect(r.stdout).toContain('copied up 1 object (/etc/demo.conf)')
-    expect(r.stdout).toContain('denied 1 write (open /etc/demo.conf)')
+    expect(r.stdout).toContain('denied 1 operation (open for write /etc/demo.conf)')
     expect(r.stdout).toContain('ostree fsck: repository intact')
     expect(r.stdout).toContain('demo finished as expected')
   })

@@ -15,6 +15,7 @@ Commands:
   run-hooks --root DIR [--hooks-dir DIR] [--mode deny|copyup|readonly]
             [--sandbox none|bwrap|chroot] [--timeout SECONDS] [--report FILE] [--json]
   cleanup [--dry-run] [DIR]
+  report [--json] FILE
   demo
 
 \`rofiles-guard COMMAND --help\` describes each. DEBUG=rofiles-guard:* logs what happens.
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   unmount: async () => unmountCommand,
   cleanup: async () => cleanupCommand,
   'run-hooks': () => lazy('./run-hooks.js', 'runHooksCommand'),
+  report: () => lazy('./report.js', 'reportCommand'),
   demo: () => lazy('./demo.js', 'demoCommand')
 }
 

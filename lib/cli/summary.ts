@@ -1,4 +1,5 @@
 import type { HookReport, RunReport } from '../hooks/report.js'
+import type { PathChange, RefusedOp } from '../server/journal.js'
 import { describeEnd } from '../hooks/report.js'
 
 const FIRST = 3
@@ -13,15 +14,29 @@ function plural (n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`
 }
 
-/** One line per hook: what it changed, copied up and was denied, with the first few paths. */
+function change (c: PathChange): string {
+  return `${c.path} (${c.change === 'modified' ? c.what.join(', ') : c.change})`
+}
+
+function refused (r: RefusedOp, withErrno: boolean): string {
+  return `${r.op} ${r.path}${withErrno ? `: ${r.errno}` : ''}${r.count > 1 ? ` x${r.count}` : ''}`
+}
+
+/**
+ * One line per hook: its net effect (paths created, modified with what changed, removed), the
+ * names it created and removed again, copy-ups, refused and failed operations (counted with
+ * repeats), each with the first few.
+ */
 export function hookLine (h: HookReport, timeoutMs: number | null): string {
   const a = h.activity
-  const changed = [...a.created, ...a.modified, ...a.removed, ...a.renamed.map(r => `${r.from} -> ${r.to}`)]
+  const count = (xs: RefusedOp[]): number => xs.reduce((n, r) => n + r.count, 0)
   const ok = !h.timedOut && h.signal === null && h.exitCode === 0
   const parts = [
-    `changed ${plural(changed.length, 'path')}${few(changed)}`,
+    `changed ${plural(a.changes.length, 'path')}${few(a.changes.map(change))}`,
+    ...(a.transient.length ? [`${a.transient.length} transient`] : []),
     `copied up ${plural(a.copiedUp.length, 'object')}${few(a.copiedUp)}`,
-    `denied ${plural(a.denied.length, 'write')}${few(a.denied.map(d => `${d.op} ${d.path}`))}`
+    `denied ${plural(count(a.denied), 'operation')}${few(a.denied.map(r => refused(r, false)))}`,
+    `failed ${plural(count(a.failed), 'operation')}${few(a.failed.map(r => refused(r, true)))}`
   ]
   if (a.dropped) parts.push(`${a.dropped} more not recorded`)
   if (h.killed.length) parts.push(`ended ${plural(h.killed.length, 'leftover process', 'leftover processes')}${few(h.killed.map(k => `${k.pid} ${k.command}`))}`)

@@ -4,13 +4,21 @@ import type { SkippedEntry } from './discover.js'
 import type { KilledProcess } from './leftovers.js'
 import type { Sandbox } from './sandbox.js'
 
+/** One hook's run: how it ended, its output, and what it did through the mount. */
 export interface HookReport {
+  /** File name in the hooks directory. */
   name: string
+  /** Path of the hook as run (may be a symlink). */
   path: string
+  /** sha256 of the executable's content, as run. */
   sha256: string
+  /** Exit status; null when killed by a signal. 127 when it could not start (launchError). */
   exitCode: number | null
+  /** The signal that ended it (SIGKILL after a timeout, say), or null. */
   signal: string | null
+  /** It ran past the run's timeout and was ended. */
   timedOut: boolean
+  /** Wall-clock time from start to exit. */
   durationMs: number
   /** Why the hook could not be started at all (its `#!` interpreter is missing, say); exitCode
    *  is then 127. null when it ran. */
@@ -24,17 +32,30 @@ export interface HookReport {
   activity: HookActivity
 }
 
+/**
+ * A whole run (`runHooks`, `rofiles-guard run-hooks --report FILE`). Its JSON form is described
+ * by the JSON Schema the package ships as `schema/report.schema.json`.
+ */
 export interface RunReport {
+  /** The root the hooks ran against (real path). */
   root: string
+  /** Where it was mounted while they ran. */
   mountpoint: string
   mode: Mode
   sandbox: Sandbox
   hooksDir: string
+  /** ISO 8601. */
   startedAt: string
   durationMs: number
+  /** The per-hook timeout in ms; null for none. */
+  timeoutMs: number | null
+  /** success: every hook exited 0; failed: one did not (failedHook), later ones did not run;
+   *  aborted: stopped through the AbortSignal (or SIGINT/SIGTERM in the CLI). */
   outcome: 'success' | 'failed' | 'aborted'
   failedHook: string | null
+  /** The hooks that ran, in order. */
   hooks: HookReport[]
+  /** Entries of the hooks directory that are not hooks, each with the reason. */
   skipped: SkippedEntry[]
   /** The mount was still busy at the end and was detached lazily. */
   lazyUnmount: boolean
@@ -48,7 +69,7 @@ export interface RunReport {
 export const TAIL_BYTES = 16 * 1024
 
 export function emptyActivity (): HookActivity {
-  return { created: [], modified: [], copiedUp: [], removed: [], renamed: [], denied: [], failed: [], operations: 0, dropped: 0 }
+  return { changes: [], transient: [], copiedUp: [], denied: [], failed: [], operations: 0, dropped: 0 }
 }
 
 /** `exit status 3`, `killed by SIGKILL`, `timed out after 30 s`. */

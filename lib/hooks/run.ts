@@ -36,6 +36,8 @@ export interface RunHooksOptions {
   onOutput?: (hook: string, stream: 'stdout' | 'stderr', line: string) => void
   /** Called when a hook starts, with its position. */
   onHookStart?: (hook: Hook, index: number, total: number) => void
+  /** Called when a hook has ended, with its report (exit status, net effect, refusals). */
+  onHookEnd?: (report: HookReport) => void
   /** Stops the run: the running hook is killed, the mount torn down, RunAbortedError thrown. */
   signal?: AbortSignal
   /** Mount here instead of a temporary directory. */
@@ -81,6 +83,16 @@ class Tail {
 }
 
 interface Ran { report: HookReport, failed: boolean }
+
+/** DEBUG=rofiles-guard:hooks: each hook's end, each refusal, failure and copy-up. */
+function logEnd (h: HookReport, timeoutMs: number | null): void {
+  if (!log.enabled) return
+  const a = h.activity
+  log('%s ended (%s): %d changed, %d transient, %d copied up', h.name, describeEnd(h, timeoutMs), a.changes.length, a.transient.length, a.copiedUp.length)
+  for (const d of a.denied) log('%s: refused %s %s (%s) x%d', h.name, d.op, d.path, d.errno, d.count)
+  for (const f of a.failed) log('%s: failed %s %s (%s) x%d', h.name, f.op, f.path, f.errno, f.count)
+  for (const p of a.copiedUp) log('%s: copied up %s', h.name, p)
+}
 
 async function runOne (hook: Hook, guard: GuardMount, o: { mode: Mode, sandbox: Sandbox, hooksDir: string, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
   const started = Date.now()
@@ -184,6 +196,7 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
     hooksDir: discovery.dir,
     startedAt: startedAt.toISOString(),
     durationMs: 0,
+    timeoutMs,
     outcome: 'success',
     failedHook: null,
     hooks: [],
@@ -202,9 +215,14 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
     for (const [i, hook] of discovery.hooks.entries()) {
       if (opts.signal?.aborted) { failure = 'aborted'; break }
       await guard.setHook(hook.name)
+      log('%s starts (%d/%d)', hook.name, i + 1, discovery.hooks.length)
       opts.onHookStart?.(hook, i, discovery.hooks.length)
       const ran = await runOne(hook, guard, { mode, sandbox, hooksDir: discovery.dir, timeoutMs, graceMs, env, onOutput: opts.onOutput, signal: opts.signal })
+      // The hook has ended: its net effect is read now, before anything else changes the root.
+      ran.report.activity = (await guard.setHook(null)) ?? emptyActivity()
+      logEnd(ran.report, timeoutMs)
       report.hooks.push(ran.report)
+      opts.onHookEnd?.(ran.report)
       if (ran.aborted) { failure = 'aborted'; report.failedHook = hook.name; break }
       if (ran.failed) {
         failure = 'failed'
@@ -213,10 +231,7 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
         break
       }
     }
-    await guard.setHook(null)
-    const journal = await guard.journal()
-    report.totalOperations = journal.total
-    for (const h of report.hooks) h.activity = journal.hooks[h.name] ?? emptyActivity()
+    report.totalOperations = (await guard.journal()).total
   } finally {
     const u = await guard.unmount()
     report.lazyUnmount = u.lazy

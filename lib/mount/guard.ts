@@ -8,7 +8,7 @@ import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
 import { sysops } from '../native/sysops.js'
 import type { Mode } from '../policy.js'
-import type { JournalSnapshot } from '../server/journal.js'
+import type { HookActivity, JournalSnapshot } from '../server/journal.js'
 import { CONFIG_ENV, type Request, type ServerConfig, type ServerMessage } from '../server/protocol.js'
 import { checkMode, checkMountpoint, checkOverlap, checkSource, checkSystem } from './preflight.js'
 import { unmountPath, type UnmountResult } from './unmount.js'
@@ -88,9 +88,11 @@ export class GuardMount extends EventEmitter implements AsyncDisposable {
     })
   }
 
-  /** Attribute what happens through the mount from now on to `name` (null: no hook). */
-  async setHook (name: string | null): Promise<void> {
-    await this.request({ type: 'set-hook', name })
+  /** @internal Attributes what happens through the mount from now on to `name` (null: no
+   *  hook); resolves to the net effect of the hook that ran until now, if any. */
+  async setHook (name: string | null): Promise<HookActivity | null> {
+    const reply = await this.request({ type: 'set-hook', name })
+    return reply.type === 'reply' ? reply.activity ?? null : null
   }
 
   /** What has been done through the mount so far, per hook. */

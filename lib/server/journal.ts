@@ -1,12 +1,33 @@
 /**
- * What each hook did through the mount. Repeated operations on one path collapse into one entry;
- * memory is bounded: at most MAX_PATHS paths per list per hook and MAX_EVENTS recent raw events.
- * Past a bound, entries are counted (`dropped`) instead of kept, and the report says so.
+ * What each hook did through the mount, as its net effect: every path that differs after the
+ * hook from before it, with what changed. Each path's prior state is taken just before the first
+ * change of the hook reached it (the layer that served the change took it); its state after is
+ * read once, when the hook ends. Nothing is hashed and the tree is never scanned.
+ *
+ * Memory is bounded: at most MAX_PATHS paths per hook and MAX_EVENTS recent raw events; past a
+ * bound, entries are counted (`dropped`) instead of kept, and the report says so.
  */
+import { constants as C } from 'node:fs'
+
 export const MAX_PATHS = 10_000
 export const MAX_EVENTS = 1_000
 
 export type Outcome = 'ok' | 'copied-up' | 'denied' | string // an errno name otherwise
+
+/** A path as it was (or is): what the net effect compares. null where it did not exist. */
+export interface PathState {
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  mtimeSec: number
+  mtimeNsec: number
+  ino: number
+  /** A symlink's target, else null. */
+  target: string | null
+  /** Its xattrs as "name=hexvalue\n" lines sorted by name; null where they could not be read. */
+  xattrs: string | null
+}
 
 export interface JournalEvent {
   hook: string | null
@@ -16,17 +37,53 @@ export interface JournalEvent {
   outcome: Outcome
 }
 
-export interface DeniedOp { op: string, path: string, errno: string }
+/** What changed about a path that exists before and after the hook. */
+export type ChangeKind = 'content' | 'mode' | 'owner' | 'xattrs' | 'type' | 'target' | 'times'
+
+/**
+ * One path of a hook's net effect. `created`: it did not exist before the hook and does after;
+ * `removed`: the reverse; `modified`: it exists before and after and `what` differs (a file
+ * replaced by a rename, as `sed -i` and lock-write-rename tools do, is `modified`).
+ */
+export interface PathChange {
+  path: string
+  change: 'created' | 'modified' | 'removed'
+  /** For `modified`: content (a write or truncate reached it, or it was replaced, and its size or
+   *  mtime differs), mode, owner, xattrs (set or removed), type, target (a symlink's), times
+   *  (mtime set without a content change). Access and change times alone are no change. */
+  what: ChangeKind[]
+}
+
+/**
+ * An operation the guard did not carry out, with how often it was tried. In `denied`: refused
+ * by the policy (EROFS: an object in deny mode, anything in readonly, mknod always). In
+ * `failed`: allowed, but the backing filesystem or a needed copy-up failed with `errno`.
+ */
+export interface RefusedOp {
+  /** As the guard sees it: open for write, truncate, chmod, chown, utimens, setxattr,
+   *  removexattr, create, mkdir, symlink, link, unlink, rmdir, rename, mknod. */
+  op: string
+  path: string
+  errno: string
+  count: number
+}
+
+/** Backwards-compatible name of RefusedOp. */
+export type DeniedOp = RefusedOp
 
 export interface HookActivity {
-  created: string[]
-  modified: string[]
+  /** The net effect, sorted by path. */
+  changes: PathChange[]
+  /** Names created and removed again within the hook (temporary files, locks), sorted. */
+  transient: string[]
+  /** Repository objects that got a private copy (copyup mode), sorted. */
   copiedUp: string[]
-  removed: string[]
-  renamed: Array<{ from: string, to: string }>
-  denied: DeniedOp[]
-  failed: DeniedOp[]
+  denied: RefusedOp[]
+  failed: RefusedOp[]
+  /** Changing operations that reached the guard, refused ones included. */
   operations: number
+  /** Entries not kept past a bound (and native events lost to a full queue): the lists above are
+   *  then incomplete. */
   dropped: number
 }
 
@@ -37,42 +94,102 @@ export interface JournalSnapshot {
   total: number
 }
 
-class BoundedSet {
-  readonly items = new Set<string>()
-  add (key: string, onDrop: () => void): void {
-    if (this.items.has(key)) return
-    if (this.items.size >= MAX_PATHS) { onDrop(); return }
-    this.items.add(key)
-  }
+/** Reads a path's state now (after a hook), or null where it does not exist. */
+export type StateReader = (path: string) => PathState | null
+
+interface Touched {
+  prior: PathState | null
+  /** A write-open, truncate or create reached the inode now at this path. */
+  wrote: boolean
+  /** A setxattr or removexattr reached it (decides only where xattrs could not be read). */
+  xattrs: boolean
+}
+
+/** Operations that may change a file's data; `open` events are write-opens. */
+const WRITES = new Set(['open', 'truncate', 'create'])
+const XATTRS = new Set(['setxattr', 'removexattr'])
+
+function opName (op: string): string {
+  return op === 'open' ? 'open for write' : op
+}
+
+const typeOf = (s: PathState): number => s.mode & C.S_IFMT
+
+/** What differs between `before` and `after` of one path, given what reached it. */
+function differences (before: PathState, after: PathState, t: Touched): ChangeKind[] {
+  if (typeOf(before) !== typeOf(after)) return ['type']
+  const what: ChangeKind[] = []
+  const mtimeMoved = before.mtimeSec !== after.mtimeSec || before.mtimeNsec !== after.mtimeNsec
+  const isFile = typeOf(after) === C.S_IFREG
+  const content = isFile && (t.wrote || before.ino !== after.ino) && (before.size !== after.size || mtimeMoved)
+  if (content) what.push('content')
+  if (typeOf(after) === C.S_IFLNK && before.target !== after.target) what.push('target')
+  if ((before.mode & 0o7777) !== (after.mode & 0o7777)) what.push('mode')
+  if (before.uid !== after.uid || before.gid !== after.gid) what.push('owner')
+  if (before.xattrs !== null && after.xattrs !== null ? before.xattrs !== after.xattrs : t.xattrs) what.push('xattrs')
+  // A directory's mtime moves with its entries, which are reported themselves.
+  if (mtimeMoved && !content && typeOf(after) !== C.S_IFDIR) what.push('times')
+  return what
 }
 
 class Activity {
-  created = new BoundedSet()
-  modified = new BoundedSet()
-  copiedUp = new BoundedSet()
-  removed = new BoundedSet()
-  renamed: Array<{ from: string, to: string }> = []
-  denied = new Map<string, DeniedOp>()
-  failed = new Map<string, DeniedOp>()
+  readonly touched = new Map<string, Touched>()
+  readonly copiedUp = new Set<string>()
+  readonly denied = new Map<string, RefusedOp>()
+  readonly failed = new Map<string, RefusedOp>()
   operations = 0
   dropped = 0
+  /** Set when the hook ended: the net effect, computed once. */
+  result: Pick<HookActivity, 'changes' | 'transient'> | null = null
 
-  drop = (): void => { this.dropped++ }
-
-  addOp (map: Map<string, DeniedOp>, e: JournalEvent): void {
-    const key = `${e.op}\0${e.path}`
-    if (map.has(key)) return
-    if (map.size >= MAX_PATHS) { this.dropped++; return }
-    map.set(key, { op: e.op, path: e.path, errno: e.outcome === 'denied' ? 'EROFS' : e.outcome })
+  touch (path: string, prior: PathState | null | undefined): Touched | null {
+    let t = this.touched.get(path)
+    if (t) return t
+    if (this.touched.size >= MAX_PATHS) { this.dropped++; return null }
+    // A layer that did not take the prior state (none should) leaves the path "as it is now":
+    // changes to it are then under-reported, never invented.
+    t = { prior: prior === undefined ? null : prior, wrote: false, xattrs: false }
+    this.touched.set(path, t)
+    return t
   }
 
-  toJSON (): HookActivity {
+  refuse (map: Map<string, RefusedOp>, op: string, path: string, errno: string): void {
+    const key = `${op}\0${path}\0${errno}`
+    const r = map.get(key)
+    if (r) { r.count++; return }
+    if (map.size >= MAX_PATHS) { this.dropped++; return }
+    map.set(key, { op: opName(op), path, errno, count: 1 })
+  }
+
+  /** The hook has ended: its net effect is computed once and kept. */
+  finish (now: StateReader): void {
+    this.result ??= this.netEffect(now)
+  }
+
+  netEffect (now: StateReader): Pick<HookActivity, 'changes' | 'transient'> {
+    const changes: PathChange[] = []
+    const transient: string[] = []
+    for (const [path, t] of this.touched) {
+      const after = now(path)
+      if (t.prior === null && after === null) transient.push(path)
+      else if (t.prior === null) changes.push({ path, change: 'created', what: [] })
+      else if (after === null) changes.push({ path, change: 'removed', what: [] })
+      else {
+        const what = differences(t.prior, after, t)
+        if (what.length) changes.push({ path, change: 'modified', what })
+      }
+    }
+    changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    return { changes, transient: transient.sort() }
+  }
+
+  /** As JSON; a hook still running is shown as if it ended now (nothing is kept of that). */
+  toJSON (now: StateReader): HookActivity {
+    const net = this.result ?? this.netEffect(now)
     return {
-      created: [...this.created.items],
-      modified: [...this.modified.items].filter(p => !this.created.items.has(p)),
-      copiedUp: [...this.copiedUp.items],
-      removed: [...this.removed.items],
-      renamed: this.renamed,
+      changes: net.changes,
+      transient: net.transient,
+      copiedUp: [...this.copiedUp].sort(),
       denied: [...this.denied.values()],
       failed: [...this.failed.values()],
       operations: this.operations,
@@ -81,57 +198,76 @@ class Activity {
   }
 }
 
-const CREATE_OPS = new Set(['create', 'mkdir', 'symlink', 'link'])
-const REMOVE_OPS = new Set(['unlink', 'rmdir'])
-
 export class Journal {
   private hook: string | null = null
   private byHook = new Map<string, Activity>()
   private recent: JournalEvent[] = []
   private total = 0
 
-  setHook (name: string | null): void { this.hook = name }
+  /** `now` reads a path's current state, for the net effect of hooks as they end. */
+  constructor (private readonly now: StateReader) {}
 
-  record (op: string, path: string, outcome: Outcome, path2?: string): void {
+  private activity (): Activity {
+    const key = this.hook ?? ''
+    let a = this.byHook.get(key)
+    if (!a) { a = new Activity(); this.byHook.set(key, a) }
+    return a
+  }
+
+  /**
+   * The hook that runs from now on (null: none). The one that ran until now has ended: its net
+   * effect is computed and returned.
+   */
+  setHook (name: string | null): HookActivity | null {
+    const ended = this.byHook.get(this.hook ?? '')
+    ended?.finish(this.now)
+    this.hook = name
+    return ended ? ended.toJSON(this.now) : null
+  }
+
+  /**
+   * One operation through the mount. `prior` (and `prior2`, for path2) is the state the path had
+   * just before it: null where it did not exist, undefined where not taken (refused operations).
+   */
+  record (op: string, path: string, outcome: Outcome, path2?: string, prior?: PathState | null, prior2?: PathState | null): void {
     const e: JournalEvent = { hook: this.hook, op, path, outcome }
     if (path2 !== undefined) e.path2 = path2
     this.total++
     if (this.recent.length >= MAX_EVENTS) this.recent.shift()
     this.recent.push(e)
 
-    const key = this.hook ?? ''
-    let a = this.byHook.get(key)
-    if (!a) { a = new Activity(); this.byHook.set(key, a) }
+    const a = this.activity()
     a.operations++
-    if (outcome === 'denied') { a.addOp(a.denied, e); return }
-    if (outcome !== 'ok' && outcome !== 'copied-up') { a.addOp(a.failed, e); return }
-    if (outcome === 'copied-up') a.copiedUp.add(path, a.drop)
+    if (outcome === 'denied') { a.refuse(a.denied, op, path, 'EROFS'); return }
+    if (outcome !== 'ok' && outcome !== 'copied-up') { a.refuse(a.failed, op, path, outcome); return }
+    if (outcome === 'copied-up') a.copiedUp.add(path)
+    if (op === 'link') { a.touch(path2 ?? path, prior2); return }
+    const t = a.touch(path, prior)
     if (op === 'rename' && path2 !== undefined) {
-      if (a.renamed.length < MAX_PATHS) a.renamed.push({ from: path, to: path2 })
-      else a.dropped++
-    } else if (CREATE_OPS.has(op)) {
-      a.created.add(path2 ?? path, a.drop)
-    } else if (REMOVE_OPS.has(op)) {
-      a.removed.add(path, a.drop)
-    } else {
-      a.modified.add(path, a.drop)
+      // What was written to the name moves with the inode: a replace-by-rename is a content
+      // change of the target.
+      const d = a.touch(path2, prior2)
+      if (d && t) { d.wrote ||= t.wrote; d.xattrs ||= t.xattrs }
+      return
     }
+    if (!t) return
+    if (WRITES.has(op)) t.wrote = true
+    if (XATTRS.has(op)) t.xattrs = true
   }
 
   /** Operations that happened but could not even be queued (the native queue was full). */
   lost (n: number): void {
     if (n <= 0) return
-    const key = this.hook ?? ''
-    let a = this.byHook.get(key)
-    if (!a) { a = new Activity(); this.byHook.set(key, a) }
+    const a = this.activity()
     a.dropped += n
     a.operations += n
     this.total += n
   }
 
+  /** Every hook so far; the one running now (if any) as if it ended here. */
   snapshot (): JournalSnapshot {
     const hooks: Record<string, HookActivity> = {}
-    for (const [k, v] of this.byHook) hooks[k] = v.toJSON()
+    for (const [k, v] of this.byHook) hooks[k] = v.toJSON(this.now)
     return { hooks, recent: [...this.recent], total: this.total }
   }
 }

@@ -8,6 +8,7 @@ import { unmountCommand } from '../mount/unmount.js'
 import { GuardError, errnoName } from '../errors.js'
 import { logger } from '../log.js'
 import { Journal } from './journal.js'
+import { Backing, nativeState } from './backing.js'
 import { Handles } from './handles.js'
 import { makeOps } from './ops.js'
 import { profiled } from './profile.js'
@@ -41,7 +42,8 @@ function main (): void {
     throw err
   }
 
-  const journal = new Journal()
+  const backing = new Backing(config.root)
+  const journal = new Journal(p => backing.state(p))
   let drainTimer: NodeJS.Timeout | undefined
   let stopping = false
   // eslint-disable-next-line prefer-const
@@ -53,6 +55,7 @@ function main (): void {
     journal,
     caller: () => fuse.context(),
     handles,
+    backing,
     beforeOpen: () => drainNative()
   }))
 
@@ -69,6 +72,9 @@ function main (): void {
     entryTimeout: 1,
     fsname: FS_NAME,
     subtype: FS_NAME,
+    // libfuse's raw request trace, only when asked for by name: DEBUG=rofiles-guard:* logs
+    // per hook, not per request.
+    debug: (process.env.DEBUG ?? '').split(/[\s,]+/).includes('rofiles-guard:fuse'),
     // Read-only operations need no policy: the binding serves them natively, in parallel, and
     // decides itself the changes that need no copy-up; JS gets what it did as events.
     // ROFILES_GUARD_NATIVE=0 serves everything from the TypeScript handlers (the reference
@@ -100,7 +106,7 @@ function main (): void {
     for (const e of events) {
       if (e.op === 'copyup') { handles.copiedUpNative(e.path, e.path2 ?? ''); continue }
       const outcome = e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : e.outcome === 2 ? 'copied-up' : errnoName(e.outcome)
-      journal.record(e.op, e.path, outcome, e.path2 ?? undefined)
+      journal.record(e.op, e.path, outcome, e.path2 ?? undefined, nativeState(e.prior), nativeState(e.prior2))
     }
     journal.lost(dropped)
   }
@@ -127,11 +133,12 @@ function main (): void {
 
   process.on('message', (msg: Request) => {
     switch (msg.type) {
-      case 'set-hook':
+      case 'set-hook': {
         drainNative()
-        journal.setHook(msg.name)
-        send({ type: 'reply', id: msg.id })
+        const ended = journal.setHook(msg.name)
+        send({ type: 'reply', id: msg.id, ...(ended ? { activity: ended } : {}) })
         break
+      }
       case 'journal':
         drainNative()
         send({ type: 'reply', id: msg.id, journal: journal.snapshot() })

@@ -8,12 +8,13 @@ import { errnoName } from '../errors.js'
 import { copyUp } from './copyup.js'
 import type { Journal } from './journal.js'
 import { Handles } from './handles.js'
+import { Backing, toState, xattrLines } from './backing.js'
+import type { PathState } from './journal.js'
 
 const EROFS = -30
 const EIO = -5
 const ERANGE = -34
 const S_ISGID = 0o2000
-const PATH_MAX = 4096 // Linux, with the terminating NUL
 /** How the backing path of a hidden file (see Handles) looks. */
 const HIDDEN_FD = /^\/proc\/self\/fd\/\d+$/
 
@@ -30,6 +31,8 @@ export interface OpsContext {
   handles?: Handles
   /** Called before JS decides an open, so that events the binding queued are seen first. */
   beforeOpen?: () => void
+  /** Backing paths of the root (one is made when not given). */
+  backing?: Backing
 }
 
 function errnoOf (err: unknown): number {
@@ -56,11 +59,8 @@ export function makeOps (ctx: OpsContext): FuseOps {
   const s = sysops()
   const { root, mode, journal } = ctx
   const handles = ctx.handles ?? new Handles()
-  // Backing paths: root + path; where that passes PATH_MAX, the same path below a descriptor on
-  // the root (/proc/self/fd/N/...), as the binding resolves it relative to its root descriptor.
-  const rootFd = fs.openSync(root, s.O_PATH | C.O_DIRECTORY)
-  const real = (p: string): string => handles.hiddenPath(p) ??
-    (p === '/' ? root : root.length + p.length < PATH_MAX ? root + p : `/proc/self/fd/${rootFd}${p}`)
+  const backing = ctx.backing ?? new Backing(root)
+  const real = (p: string): string => handles.hiddenPath(p) ?? backing.path(p)
   const isHidden = (rp: string): boolean => HIDDEN_FD.test(rp)
   const inflight = new Map<string, Promise<number>>()
 
@@ -69,6 +69,12 @@ export function makeOps (ctx: OpsContext): FuseOps {
     const st = new BigInt64Array(16)
     const r = isHidden(rp) ? s.fstat(Number(rp.slice('/proc/self/fd/'.length)), st) : s.lstat(rp, st)
     return r < 0 ? r : st
+  }
+
+  /** The state of a path before a change reaches it (for the journal's net effect). */
+  function prior (rp: string): PathState | null {
+    const st = lstat(rp)
+    return typeof st === 'number' ? null : toState(st, () => fs.readlinkSync(rp), xattrLines(rp))
   }
 
   /** Open flags for the binding: keep the page cache unless stale handles could refill it. */
@@ -136,9 +142,10 @@ export function makeOps (ctx: OpsContext): FuseOps {
       journal.record(op, path, 'denied')
       return cb(EROFS)
     }
+    const before = prior(rp)
     if (decision === 'pass') {
       const r = apply(rp)
-      journal.record(op, path, r < 0 ? errnoName(r) : 'ok')
+      journal.record(op, path, r < 0 ? errnoName(r) : 'ok', undefined, before)
       return cb(r)
     }
     copyUpPath(path, rp, objectSt!).then(cr => {
@@ -147,7 +154,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
         return cb(cr)
       }
       const r = apply(real(path)) // a hidden name now leads to the copy
-      journal.record(op, path, r < 0 ? errnoName(r) : 'copied-up')
+      journal.record(op, path, r < 0 ? errnoName(r) : 'copied-up', undefined, before)
       cb(r)
     }, () => cb(EIO))
   }
@@ -169,6 +176,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
       return cb(EROFS)
     }
     const target = path2 ?? path
+    const before = prior(real(target))
     const r = attempt(() => {
       make(real(target))
       if (who) {
@@ -179,7 +187,9 @@ export function makeOps (ctx: OpsContext): FuseOps {
         }
       }
     })
-    journal.record(op, path, r < 0 ? errnoName(r) : 'ok', path2)
+    // For link, the new name is what changes (path2); the source stays as it was.
+    if (path2 === undefined) journal.record(op, path, r < 0 ? errnoName(r) : 'ok', undefined, before)
+    else journal.record(op, path, r < 0 ? errnoName(r) : 'ok', path2, undefined, before)
     cb(r)
   }
 
@@ -279,8 +289,9 @@ export function makeOps (ctx: OpsContext): FuseOps {
       const r = s.fstat(fd, st)
       if (r < 0) return cb(r)
       if (path === null || !isObjectAt(real(path), st)) {
+        const before = path === null ? null : prior(real(path))
         const tr = attempt(() => fs.ftruncateSync(fd, size))
-        journal.record('truncate', path ?? '(unlinked)', tr < 0 ? errnoName(tr) : 'ok')
+        journal.record('truncate', path ?? '(unlinked)', tr < 0 ? errnoName(tr) : 'ok', undefined, before)
         return cb(tr)
       }
       guarded('truncate', 'attr', path, rp => attempt(() => fs.truncateSync(rp, size)), cb)
@@ -352,12 +363,14 @@ export function makeOps (ctx: OpsContext): FuseOps {
       }
       if (handles.isHiddenName(dest)) {
         // libfuse hiding a file unlinked while open: to the user this is an unlink.
+        const before = prior(real(src))
         const r = attempt(() => handles.hide(real(src), dest))
-        journal.record('unlink', src, r < 0 ? errnoName(r) : 'ok')
+        journal.record('unlink', src, r < 0 ? errnoName(r) : 'ok', undefined, before)
         return cb(r)
       }
+      const [from, to] = [prior(real(src)), prior(real(dest))]
       const r = attempt(() => fs.renameSync(real(src), real(dest)))
-      journal.record('rename', src, r < 0 ? errnoName(r) : 'ok', dest)
+      journal.record('rename', src, r < 0 ? errnoName(r) : 'ok', dest, from, to)
       cb(r)
     }
   }

@@ -1,5 +1,5 @@
 import type { Mode } from '../policy.js'
-import type { JournalSnapshot } from './journal.js'
+import type { HookActivity, JournalSnapshot } from './journal.js'
 
 /** Handed to the server process in ROFILES_GUARD_SERVER (JSON). */
 export interface ServerConfig {
@@ -22,7 +22,7 @@ export const FS_TYPE = `fuse.${FS_NAME}`
 export type ServerMessage =
   | { type: 'ready', pid: number }
   | { type: 'error', code: string, message: string }
-  | { type: 'reply', id: number, journal?: JournalSnapshot }
+  | { type: 'reply', id: number, journal?: JournalSnapshot, activity?: HookActivity }
 
 export type Request =
   | { type: 'set-hook', id: number, name: string | null }
