@@ -174,7 +174,7 @@ describe('hooks, the demo and copy-up limits as a user', () => {
     fs.chmodSync(join(co, 'etc/theirs'), 0o666) // writable by anyone: only the owner is in the way
     const r = job<{ report: { hooks: Array<{ stdoutTail: string, activity: { failed: Array<{ op: string, path: string, errno: string }> } }> } }>({ kind: 'hooks', root: co, hooksDir: hooks, mode: 'copyup', sandbox: 'none' })
     expect(r.report.hooks[0]!.stdoutTail).toContain('refused')
-    expect(r.report.hooks[0]!.activity.failed).toEqual([{ op: 'open', path: '/etc/theirs', errno: 'EPERM' }])
+    expect(r.report.hooks[0]!.activity.failed).toEqual([{ op: 'open for write', path: '/etc/theirs', errno: 'EPERM', count: 1 }])
     expect(fs.readFileSync(foreign, 'utf8')).toBe('not yours\n')
     expect(fs.statSync(foreign).nlink).toBe(2)
   })
@@ -190,7 +190,7 @@ describe('hooks, the demo and copy-up limits as a user', () => {
     const before = fs.statSync(join(co, 'etc/conf'))
     const r = job<{ report: { hooks: Array<{ stdoutTail: string, activity: { failed: Array<{ op: string, path: string, errno: string }> } }> } }>({ kind: 'hooks', root: co, hooksDir: hooks, mode: 'copyup', sandbox: 'none' })
     expect(r.report.hooks[0]!.stdoutTail).toContain('refused')
-    expect(r.report.hooks[0]!.activity.failed).toEqual([{ op: 'chmod', path: '/etc/conf', errno: 'EPERM' }])
+    expect(r.report.hooks[0]!.activity.failed).toEqual([{ op: 'chmod', path: '/etc/conf', errno: 'EPERM', count: 1 }])
     const after = fs.statSync(join(co, 'etc/conf'))
     expect([after.ino, after.mode]).toEqual([before.ino, before.mode])
     const fsck = asUser('ostree', ['fsck', `--repo=${secRepo}`])
