@@ -24,6 +24,10 @@ export type GuardErrorCode =
   | 'SANDBOX_UNAVAILABLE'
   | 'ABORTED'
 
+/**
+ * The library's error: `code` says what went wrong, `message` (one line) says what and what to do.
+ * HookFailedError and RunAbortedError are GuardErrors too.
+ */
 export class GuardError extends Error {
   readonly code: GuardErrorCode
   constructor (code: GuardErrorCode, message: string, options?: { cause?: unknown }) {
@@ -33,6 +37,7 @@ export class GuardError extends Error {
   }
 }
 
+/** Whether `err` is one of the library's errors (a GuardError or a subclass). */
 export function isGuardError (err: unknown): err is GuardError {
   return err instanceof GuardError
 }

@@ -1,4 +1,4 @@
-// Copy-up (SPEC "Copy-up"), shared by native/sysops.c and the patched fuse-native, so that
+// Copy-up (docs/spec.md, "Copy-up"), shared by native/sysops.c and the patched fuse-native, so that
 // there is one implementation. See rg_copy_up() in copyup.h.
 #define _GNU_SOURCE
 #include <errno.h>

@@ -104,8 +104,52 @@ describe('rofiles-guard mount', () => {
     }
   })
 
+  for (const [how, args] of [['--mode copyup', ['--mode', 'copyup']], ['--copyup', ['--copyup']]] as const) {
+    it(`mount ${how}: a write to an object goes to a private copy`, () => {
+      const { co, mp } = fresh()
+      expect(cli(['mount', ...args, co, mp]).status).toBe(0)
+      try {
+        fs.appendFileSync(join(mp, 'etc/conf'), 'x')
+        expect(fs.statSync(join(co, 'etc/conf')).nlink).toBe(1)
+      } finally { execFileSync('umount', [mp]) }
+    })
+  }
+
+  for (const spelling of ['readonly', 'read-only']) {
+    it(`mount --mode ${spelling} refuses every change`, () => {
+      const { co, mp } = fresh()
+      expect(cli(['mount', '--mode', spelling, co, mp]).status).toBe(0)
+      try {
+        expect(() => fs.writeFileSync(join(mp, 'var/plain'), 'x')).toThrow(/EROFS/)
+      } finally { execFileSync('umount', [mp]) }
+    })
+  }
+
+  it('bash completion offers the commands, their options and the values of --mode and --sandbox', () => {
+    const r = cli(['completion'])
+    expect(r.status).toBe(0)
+    const script = join(emptyDir('rg-completion-'), 'rofiles-guard.bash')
+    dirs.push(join(script, '..'))
+    fs.writeFileSync(script, r.stdout)
+    const complete = (words: string[]): string => execFileSync('bash', ['-c', `source "$0"; COMP_WORDS=(${words.map(w => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _rofiles_guard; echo "\${COMPREPLY[*]}"`, script], { encoding: 'utf8' }).trim()
+    expect(complete(['rofiles-guard', ''])).toBe('mount unmount run-hooks report cleanup demo completion version --help --version')
+    expect(complete(['rofiles-guard', 'mount', '--'])).toBe('--mode --copyup --read-only --foreground --help --version')
+    expect(complete(['rofiles-guard', 'run-hooks', '--mode', ''])).toBe('deny copyup readonly read-only')
+    expect(complete(['rofiles-guard', 'run-hooks', '--sandbox', ''])).toBe('none bwrap chroot')
+    expect(complete(['rofiles-guard', 'cleanup', '--'])).toBe('--dry-run --help --version')
+  })
+
+  it('the man page lists every command with its help', () => {
+    const man = fs.readFileSync(new URL('../dist/man/rofiles-guard.1', import.meta.url), 'utf8')
+    const shown = execFileSync('man', ['-l', '-'], { input: man, encoding: 'utf8', env: { ...process.env, MANWIDTH: '100' } })
+    for (const c of ['mount', 'unmount', 'run-hooks', 'report', 'cleanup', 'demo', 'completion']) {
+      expect(shown).toContain(`rofiles-guard ${c}`)
+    }
+    expect(shown).toContain('--mode MODE')
+  })
+
   it('prints help for every command', () => {
-    for (const cmd of [[], ['mount'], ['unmount'], ['cleanup'], ['run-hooks'], ['demo']]) {
+    for (const cmd of [[], ['mount'], ['unmount'], ['cleanup'], ['run-hooks'], ['report'], ['demo'], ['completion']]) {
       const r = cli([...cmd, '--help'])
       expect(r.status, cmd.join(' ')).toBe(0)
       expect(r.stdout).toMatch(/^Usage: rofiles-guard/)
@@ -124,7 +168,10 @@ describe('bad input: one line, non-zero exit, nothing changed', () => {
     ['source equals mountpoint', d => ['mount', d.co, d.co], /overlap/],
     ['mountpoint inside source', d => ['mount', d.co, join(d.co, 'var/dir')], /overlap/],
     ['unknown option', d => ['mount', '--bogus', d.co, d.mp], /Unknown option '--bogus'/],
-    ['two modes', d => ['mount', '--copyup', '--read-only', d.co, d.mp], /exclude each other/],
+    ['two modes', d => ['mount', '--copyup', '--read-only', d.co, d.mp], /mount: --copyup and --read-only exclude each other: give the mode once/],
+    ['--mode with a shortcut', d => ['mount', '--mode', 'deny', '--copyup', d.co, d.mp], /mount: --mode deny and --copyup exclude each other/],
+    ['unknown mode', d => ['mount', '--mode', 'bogus', d.co, d.mp], /unknown mode 'bogus': use deny, copyup or readonly/],
+    ['run-hooks has no --read-only', d => ['run-hooks', '--root', d.co, '--read-only'], /run-hooks: Unknown option '--read-only'/],
     ['missing argument', d => ['mount', d.co], /takes SOURCE MOUNTPOINT/],
     ['unknown command', () => ['frobnicate'], /unknown command 'frobnicate'/],
     ['unmount of a plain directory', d => ['unmount', d.mp], /is not a rofiles-guard mount/]

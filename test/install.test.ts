@@ -26,7 +26,26 @@ const CONSUMER_TS = `
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { GuardError, withGuard, type GuardOptions, type Mode } from 'rofiles-guard'
+import { GuardError, mountGuard, runHooks, withGuard, type GuardMount, type GuardOptions, type HookReport, type Mode } from 'rofiles-guard'
+
+// The public types: what must compile, and misuse that must not (tsc fails where an expected
+// error does not come, so each of these is checked).
+async function typesOnly (g: GuardMount): Promise<number> {
+  g.on('died', err => { const code: string = err.code; void code })
+  // @ts-expect-error: no such event
+  g.on('dide', () => {})
+  // @ts-expect-error: internal, not part of the public type
+  await g.setHook('x')
+  // @ts-expect-error: GuardMount is a type, not a class to construct
+  void new GuardMount()
+  // @ts-expect-error: not a mode
+  await mountGuard('/x', { mode: 'bogus' })
+  // @ts-expect-error: not an option (hooksDir is)
+  await runHooks({ root: '/x', hookDir: '/y' })
+  await runHooks({ root: '/x', onHookEnd: (h: HookReport) => { const n: number = h.activity.changes.length; void n } })
+  return withGuard('/x', async guard => guard.mountpoint.length) // no options needed
+}
+void typesOnly
 
 const root = mkdtempSync(join(tmpdir(), 'rg-consumer-root-'))
 writeFileSync(join(root, 'file'), 'before\\n')
@@ -93,7 +112,7 @@ function expectPristine (fuseDir: string): void {
 describe('the packed package', () => {
   it('ships dist/, the native sources and LICENSE, and no build output', () => {
     const files = JSON.parse(fs.readFileSync(join(work, 'files.json'), 'utf8')) as string[]
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/server/main.js', 'native/sysops.c', 'native/copyup.c', 'native/fuse-native-2.2.6.patch', 'scripts/build-native.mjs', 'LICENSE', 'README.md', 'package.json']) {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/server/main.js', 'dist/man/rofiles-guard.1', 'schema/report.schema.json', 'docs/spec.md', 'native/sysops.c', 'native/hook-exec.c', 'native/copyup.c', 'native/fuse-native-2.2.6.patch', 'scripts/build-native.mjs', 'LICENSE', 'README.md', 'package.json']) {
       expect(files).toContain(f)
     }
     expect(files.filter(f => f.startsWith('native/build') || f.endsWith('.map') || f.includes('.build-stamp') || f.startsWith('test/') || f.startsWith('lib/'))).toEqual([])
@@ -121,6 +140,10 @@ describe('the packed package', () => {
     const prefix = join(work, 'global')
     run('npm', ['install', '--global', '--prefix', prefix, ...NPM, tarball], work)
     expect(version(join(prefix, 'bin/rofiles-guard'), work)).toBe(`rofiles-guard ${VERSION}`)
+    // `man rofiles-guard` finds the page npm installed under the prefix.
+    const man = spawnSync('man', ['rofiles-guard'], { encoding: 'utf8', env: { ...process.env, MANPATH: join(prefix, 'share/man'), MANPAGER: 'cat', MANWIDTH: '100' } })
+    expect(man.status, man.stderr).toBe(0)
+    expect(man.stdout).toContain('rofiles-guard run-hooks --root DIR')
     expectPristine(join(prefix, 'lib/node_modules/rofiles-guard/node_modules/fuse-native'))
   }, 240_000)
 })

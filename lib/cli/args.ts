@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { GuardError } from '../errors.js'
+import { checkMode } from '../mount/preflight.js'
+import type { Mode } from '../policy.js'
 
 export interface Parsed {
   values: Record<string, string | boolean | undefined>
@@ -25,4 +27,22 @@ export function parse (command: string, argv: string[], options: NonNullable<Par
     throw new GuardError('BAD_ARGUMENT', `${command} takes ${want}, got ${parsed.positionals.length} argument(s); see \`rofiles-guard ${command} --help\``)
   }
   return { values, positionals: parsed.positionals }
+}
+
+/** `--mode MODE` as the CLI takes it: deny, copyup, readonly, or `read-only` for readonly. */
+export const MODE_OPTION = { mode: { type: 'string' } } as const
+
+/**
+ * The mode of a command that mounts: `--mode MODE`, or on `mount` (as in rofiles-fuse) the
+ * shortcuts `--copyup` and `--read-only`. Two ways of saying it at once is a usage error.
+ */
+export function modeOf (command: string, values: Parsed['values']): Mode {
+  const said: Array<[string, Mode]> = []
+  if (typeof values.mode === 'string') said.push([`--mode ${values.mode}`, (values.mode === 'read-only' ? 'readonly' : values.mode) as Mode])
+  if (values.copyup) said.push(['--copyup', 'copyup'])
+  if (values['read-only']) said.push(['--read-only', 'readonly'])
+  if (said.length > 1) {
+    throw new GuardError('BAD_ARGUMENT', `${command}: ${said.map(s => s[0]).join(' and ')} exclude each other: give the mode once`)
+  }
+  return checkMode(said[0]?.[1])
 }

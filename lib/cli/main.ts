@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { isGuardError } from '../errors.js'
-import { mountCommand, unmountCommand } from './mount.js'
-import { cleanupCommand } from './cleanup.js'
 import { VERSION } from '../version.js'
+import { COMMANDS } from './commands.js'
 
 const HELP = `Usage: rofiles-guard COMMAND [OPTIONS]
 
@@ -10,32 +9,13 @@ Protects a hardlinked ostree checkout while hooks run against it: writes to repo
 are refused (deny), redirected to a private copy (copyup), or all writes refused (readonly).
 
 Commands:
-  mount [--copyup | --read-only] [--foreground] SOURCE MOUNTPOINT
-  unmount MOUNTPOINT
-  run-hooks --root DIR [--hooks-dir DIR] [--mode deny|copyup|readonly]
-            [--sandbox none|bwrap|chroot] [--timeout SECONDS] [--report FILE] [--json]
-  cleanup [--dry-run] [DIR]
-  report [--json] FILE
-  demo
+${COMMANDS.map(c => `  ${c.name.padEnd(11)} ${c.summary}`).join('\n')}
+  version     print the version (also --version, after any command too)
 
-\`rofiles-guard COMMAND --help\` describes each. DEBUG=rofiles-guard:* logs what happens.
+\`rofiles-guard COMMAND --help\` describes each; \`man rofiles-guard\` describes all.
+DEBUG=rofiles-guard:* logs what happens, per hook; DEBUG=rofiles-guard:fuse adds libfuse's raw
+request trace.
 `
-
-type Command = (argv: string[]) => Promise<number>
-
-async function lazy (file: string, name: string): Promise<Command> {
-  const mod = await import(file) as Record<string, Command>
-  return mod[name]!
-}
-
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  mount: async () => mountCommand,
-  unmount: async () => unmountCommand,
-  cleanup: async () => cleanupCommand,
-  'run-hooks': () => lazy('./run-hooks.js', 'runHooksCommand'),
-  report: () => lazy('./report.js', 'reportCommand'),
-  demo: () => lazy('./demo.js', 'demoCommand')
-}
 
 async function main (argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
@@ -49,12 +29,12 @@ async function main (argv: string[]): Promise<number> {
     process.stdout.write(HELP)
     return cmd === undefined ? 2 : 0
   }
-  const load = COMMANDS[cmd]
-  if (!load) {
-    process.stderr.write(`rofiles-guard: unknown command '${cmd}': use one of ${Object.keys(COMMANDS).join(', ')} (see --help)\n`)
+  const command = COMMANDS.find(c => c.name === cmd)
+  if (!command) {
+    process.stderr.write(`rofiles-guard: unknown command '${cmd}': use one of ${COMMANDS.map(c => c.name).join(', ')} (see --help)\n`)
     return 2
   }
-  return (await load())(rest)
+  return (await command.load()).run(rest)
 }
 
 main(process.argv.slice(2)).then(code => {

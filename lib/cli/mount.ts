@@ -1,34 +1,37 @@
 import { GuardError } from '../errors.js'
 import { startServer, waitReady } from '../mount/guard.js'
-import { checkMode, checkMountpoint, checkSource, checkSystem } from '../mount/preflight.js'
+import { checkMountpoint, checkSource, checkSystem } from '../mount/preflight.js'
 import { unmountPath } from '../mount/unmount.js'
 import { guardMounts } from '../mount/mountinfo.js'
 import type { Mode } from '../policy.js'
-import { parse } from './args.js'
+import { MODE_OPTION, modeOf, parse } from './args.js'
 
-export const MOUNT_HELP = `Usage: rofiles-guard mount [--copyup | --read-only] [--foreground] SOURCE MOUNTPOINT
+export const MOUNT_HELP = `Usage: rofiles-guard mount [--mode MODE | --copyup | --read-only] [--foreground] SOURCE MOUNTPOINT
 
 Mounts SOURCE (a hardlinked ostree checkout) at MOUNTPOINT through the guard and returns once
 the mount is live; the server keeps running in the background until the mount is removed with
 \`rofiles-guard unmount MOUNTPOINT\`, \`umount MOUNTPOINT\` or \`fusermount -u MOUNTPOINT\`.
 
-  --copyup      break the hardlink of an object that is written to (default: refuse, EROFS)
-  --read-only   refuse every change
+  --mode MODE   deny (default): refuse changes to repository objects (EROFS); copyup: break
+                the hardlink of an object that is written to; readonly (or read-only): refuse
+                every change
+  --copyup      the same as --mode copyup, as in rofiles-fuse
+  --read-only   the same as --mode readonly
   --foreground  serve in this process until interrupted (Ctrl-C unmounts)
   -h, --help    show this help
 `
 
+export const MOUNT_OPTIONS = {
+  ...MODE_OPTION,
+  copyup: { type: 'boolean' },
+  'read-only': { type: 'boolean' },
+  foreground: { type: 'boolean', short: 'f' }
+} as const
+
 export async function mountCommand (argv: string[]): Promise<number> {
-  const { values, positionals } = parse('mount', argv, {
-    copyup: { type: 'boolean' },
-    'read-only': { type: 'boolean' },
-    foreground: { type: 'boolean', short: 'f' }
-  }, ['SOURCE', 'MOUNTPOINT'])
+  const { values, positionals } = parse('mount', argv, MOUNT_OPTIONS, ['SOURCE', 'MOUNTPOINT'])
   if (values.help) { process.stdout.write(MOUNT_HELP); return 0 }
-  if (values.copyup && values['read-only']) {
-    throw new GuardError('BAD_ARGUMENT', 'mount: --copyup and --read-only exclude each other: choose one')
-  }
-  const mode: Mode = checkMode(values.copyup ? 'copyup' : values['read-only'] ? 'readonly' : 'deny')
+  const mode: Mode = modeOf('mount', values)
   checkSystem()
   const root = checkSource(positionals[0]!)
   const mountpoint = checkMountpoint(positionals[1]!, root)

@@ -5,13 +5,11 @@ import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
 import { DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, runHooks } from '../hooks/run.js'
 import type { RunReport } from '../hooks/report.js'
 import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
-import { checkMode } from '../mount/preflight.js'
-import { parse } from './args.js'
+import { MODE_OPTION, modeOf, parse } from './args.js'
 import { summary } from './summary.js'
 
-export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode deny|copyup|readonly]
-                               [--sandbox none|bwrap|chroot] [--timeout SECONDS]
-                               [--report FILE] [--json]
+export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode MODE]
+                               [--sandbox KIND] [--timeout SECONDS] [--report FILE] [--json]
 
 Mounts DIR (a new deployment's hardlinked root) through the guard and runs the hooks of the
 hooks directory in it, one at a time, in byte-wise name order. The first hook that exits
@@ -20,7 +18,8 @@ non-zero, is killed or times out stops the run: that is how a hook blocks an upg
   --root DIR        the root to run the hooks against (required)
   --hooks-dir DIR   where the hooks are (default ${DEFAULT_HOOKS_DIR})
   --mode MODE       deny (default): writes to repository objects fail with EROFS;
-                    copyup: they go to a private copy; readonly: every write fails
+                    copyup: they go to a private copy; readonly (or read-only): every
+                    write fails
   --sandbox KIND    none (default): plain processes; bwrap: host read-only, only the mount
                     writable; chroot: the mount as /
   --timeout SECONDS per hook (default ${DEFAULT_TIMEOUT_MS / 1000})
@@ -52,19 +51,21 @@ function checkReportPath (file: string): string {
   return abs
 }
 
+export const RUN_HOOKS_OPTIONS = {
+  root: { type: 'string' },
+  'hooks-dir': { type: 'string' },
+  ...MODE_OPTION,
+  sandbox: { type: 'string' },
+  timeout: { type: 'string' },
+  report: { type: 'string' },
+  json: { type: 'boolean' }
+} as const
+
 export async function runHooksCommand (argv: string[]): Promise<number> {
-  const { values } = parse('run-hooks', argv, {
-    root: { type: 'string' },
-    'hooks-dir': { type: 'string' },
-    mode: { type: 'string' },
-    sandbox: { type: 'string' },
-    timeout: { type: 'string' },
-    report: { type: 'string' },
-    json: { type: 'boolean' }
-  }, [])
+  const { values } = parse('run-hooks', argv, RUN_HOOKS_OPTIONS, [])
   if (values.help) { process.stdout.write(RUN_HOOKS_HELP); return 0 }
   if (typeof values.root !== 'string') throw new GuardError('BAD_ARGUMENT', 'run-hooks needs --root DIR: the root to run the hooks against')
-  const mode = checkMode(values.mode)
+  const mode = modeOf('run-hooks', values)
   const sandbox = (values.sandbox ?? 'none') as Sandbox
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(values.sandbox)}': use none, bwrap or chroot`)
   const timeoutMs = timeoutOf(values.timeout as string | undefined)

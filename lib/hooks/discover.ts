@@ -3,7 +3,9 @@ import * as fs from 'node:fs'
 import { join, resolve } from 'node:path'
 import { GuardError } from '../errors.js'
 
+/** A hook as it will run. */
 export interface Hook {
+  /** File name in the hooks directory. */
   name: string
   /** Path in the hooks directory (may be a symlink to the executable). */
   path: string
@@ -11,8 +13,10 @@ export interface Hook {
   sha256: string
 }
 
+/** An entry of the hooks directory that is not a hook, and why ("not executable", ...). */
 export interface SkippedEntry { name: string, reason: string }
 
+/** A hooks directory read: its real path, its hooks in run order, what it skipped. */
 export interface Discovery { dir: string, hooks: Hook[], skipped: SkippedEntry[] }
 
 /** Byte-wise order of the names' UTF-8 bytes, as `LC_ALL=C ls` and run-parts sort. */
@@ -22,7 +26,7 @@ function byteOrder (a: string, b: string): number {
 
 /**
  * The hooks a directory holds, in the order they run, and the entries that will not run with
- * the reason (SPEC "Hooks"): regular executable files and symlinks to them run; directories,
+ * the reason (docs/spec.md, "Hooks"): regular executable files and symlinks to them run; directories,
  * non-executables, broken symlinks and names starting with "." do not.
  */
 export function discoverHooks (dir: string): Discovery {
@@ -32,7 +36,7 @@ export function discoverHooks (dir: string): Discovery {
     names = fs.readdirSync(abs)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw new GuardError('HOOKS_DIR_NOT_FOUND', `hooks directory ${abs} does not exist: create it or pass --hooks-dir`)
+    if (code === 'ENOENT') throw new GuardError('HOOKS_DIR_NOT_FOUND', `hooks directory ${abs} does not exist: create it, or give the directory that holds the hooks`)
     if (code === 'ENOTDIR') throw new GuardError('HOOKS_DIR_NOT_FOUND', `hooks directory ${abs} is not a directory: pass the directory that holds the hooks`)
     if (code === 'EACCES') throw new GuardError('HOOKS_DIR_NOT_FOUND', `hooks directory ${abs} cannot be read (permission denied)`)
     throw err

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import { alive } from '../proc.js'
 
+/** A process a hook left running in or on the mount, which the runner ended. */
 export interface KilledProcess { pid: number, command: string }
 
 function inside (p: string, mountpoint: string): boolean {

@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
-import { mountGuard, type GuardMount } from '../mount/guard.js'
+import { mountGuardInternal, type Guard } from '../mount/guard.js'
 import { checkMode, checkSource, checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, type Hook } from './discover.js'
@@ -15,16 +15,21 @@ import { hasObjects } from '../mount/objects.js'
 
 const log = logger('hooks')
 
+/** Where runHooks looks when no hooks directory is given (rpm-ostree's convention). */
 export const DEFAULT_HOOKS_DIR = '/etc/rpm-ostree/roothooks.d'
+/** Per hook, when no timeout is given: 10 minutes. */
 export const DEFAULT_TIMEOUT_MS = 600_000
 const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 
+/** What runHooks runs, and how. */
 export interface RunHooksOptions {
   /** The new root (a hardlinked checkout). */
   root: string
   /** Default /etc/rpm-ostree/roothooks.d. */
   hooksDir?: string
+  /** deny (default), copyup or readonly: see GuardOptions.mode. */
   mode?: Mode
+  /** none (default), bwrap or chroot: see docs/spec.md, "Hooks". */
   sandbox?: Sandbox
   /** Per hook; default 600 000 (10 min). `null`: no limit. */
   timeoutMs?: number | null
@@ -48,7 +53,7 @@ function checkTimeout (t: number | null | undefined): number | null {
   if (t === undefined) return DEFAULT_TIMEOUT_MS
   if (t === null) return null
   if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > MAX_TIMEOUT_MS) {
-    throw new GuardError('BAD_ARGUMENT', `timeout ${String(t)} ms is not usable: give a positive number of seconds up to 7 days`)
+    throw new GuardError('BAD_ARGUMENT', `timeoutMs ${String(t)} is not usable: give a positive number of milliseconds, at most 7 days (604800000), or null for none`)
   }
   return t
 }
@@ -94,7 +99,7 @@ function logEnd (h: HookReport, timeoutMs: number | null): void {
   for (const p of a.copiedUp) log('%s: copied up %s', h.name, p)
 }
 
-async function runOne (hook: Hook, guard: GuardMount, o: { mode: Mode, sandbox: Sandbox, hooksDir: string, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
+async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandbox, hooksDir: string, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
   const started = Date.now()
   const launchError = whyNotStartable(hook.path, o.sandbox, guard.mountpoint)
   if (launchError !== null) {
@@ -187,7 +192,7 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()
-  const guard = await mountGuard(root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
+  const guard = await mountGuardInternal(root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
   const report: RunReport = {
     root: guard.root,
     mountpoint: guard.mountpoint,

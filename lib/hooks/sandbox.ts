@@ -4,7 +4,9 @@ import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { REBUILD } from '../native/fuse.js'
 
+/** How a hook runs: a plain process, in bubblewrap with the host read-only, or with the mount as `/`. */
 export type Sandbox = 'none' | 'bwrap' | 'chroot'
+/** Every sandbox kind. */
 export const SANDBOXES: readonly Sandbox[] = ['none', 'bwrap', 'chroot']
 
 export function isSandbox (v: unknown): v is Sandbox {

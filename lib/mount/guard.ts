@@ -18,12 +18,15 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 const SERVER_MAIN = fileURLToPath(new URL('../server/main.js', import.meta.url))
 const STDERR_TAIL = 4096
 
+/** How to mount (mountGuard, withGuard). */
 export interface GuardOptions {
-  /** Where to mount; an empty directory. A temporary one is made (and removed) when omitted. */
+  /** Where to mount: an existing empty directory outside the root. When omitted, a temporary
+   *  directory is made under the system's temporary directory and removed after. */
   mountpoint?: string
-  /** `deny` (default), `copyup` or `readonly`. */
+  /** `deny` (default): changes to repository objects fail with EROFS; `copyup`: they go to a
+   *  private copy; `readonly`: every change fails. See docs/spec.md, "Modes". */
   mode?: Mode
-  /** How long the mount may take to come up (default 20 s). */
+  /** How long the mount may take to come up, in ms (default 20 000). */
   startTimeoutMs?: number
 }
 
@@ -32,8 +35,42 @@ export interface GuardUnmountResult extends UnmountResult {
   serverDied: boolean
 }
 
-/** A live guarded mount, served by its own process. Emits `died` (GuardError) if the server dies. */
-export class GuardMount extends EventEmitter implements AsyncDisposable {
+/** The events a GuardMount emits. */
+export interface GuardMountEvents {
+  /** The server died unexpectedly; the mount has already been removed (GuardError SERVER_DIED). */
+  died: [error: GuardError]
+}
+
+/**
+ * A live guarded mount, served by a process of its own, as mountGuard resolves to it. Use the
+ * mount synchronously if you like; end it with unmount() (or `await using`).
+ */
+export interface GuardMount extends AsyncDisposable {
+  /** The protected root (real path). */
+  readonly root: string
+  /** Where it is mounted (real path). */
+  readonly mountpoint: string
+  readonly mode: Mode
+  /** Set when the server died unexpectedly; the mount has then already been cleaned up. */
+  readonly error: GuardError | null
+  /** Resolves once the server process has exited. */
+  readonly exited: Promise<void>
+  /** The server's process id (-1 before it started). */
+  readonly pid: number
+  /** Mounted and served: neither unmounted nor dead. */
+  readonly alive: boolean
+  /** What has been done through the mount so far, per hook (see HookActivity). */
+  journal (): Promise<JournalSnapshot>
+  /** Flushes (syncfs), unmounts (retrying while busy, lazily as a last resort) and waits for the
+   *  server to exit. Idempotent: later calls resolve to the same result. */
+  unmount (): Promise<GuardUnmountResult>
+  on<E extends keyof GuardMountEvents>(event: E, listener: (...args: GuardMountEvents[E]) => void): this
+  once<E extends keyof GuardMountEvents>(event: E, listener: (...args: GuardMountEvents[E]) => void): this
+  off<E extends keyof GuardMountEvents>(event: E, listener: (...args: GuardMountEvents[E]) => void): this
+}
+
+/** The implementation of GuardMount; its constructor and setHook are the library's own. */
+export class Guard extends EventEmitter<GuardMountEvents> implements GuardMount {
   /** Set when the server died unexpectedly; the mount has then already been cleaned up. */
   error: GuardError | null = null
   /** Resolves once the server process has exited. */
@@ -63,11 +100,12 @@ export class GuardMount extends EventEmitter implements AsyncDisposable {
       for (const p of this.pending.values()) p.reject(new GuardError('SERVER_DIED', 'the FUSE server exited'))
       this.pending.clear()
       if (this.unmounting) return
-      this.error = new GuardError('SERVER_DIED', `the FUSE server for ${mountpoint} died (${signal ? `signal ${signal}` : `exit status ${code}`})${this.tailNote()}`)
-      log('%s', this.error.message)
+      const error = new GuardError('SERVER_DIED', `the FUSE server for ${mountpoint} died (${signal ? `signal ${signal}` : `exit status ${code}`})${this.tailNote()}`)
+      this.error = error
+      log('%s', error.message)
       // Nothing may stay broken: take the dead mount away now, not when the caller gets to it.
       this.unmounting = this.cleanup(true)
-      this.unmounting.then(() => this.emit('died', this.error), () => this.emit('died', this.error))
+      this.unmounting.then(() => this.emit('died', error), () => this.emit('died', error))
     })
   }
 
@@ -88,7 +126,7 @@ export class GuardMount extends EventEmitter implements AsyncDisposable {
     })
   }
 
-  /** @internal Attributes what happens through the mount from now on to `name` (null: no
+  /** Attributes what happens through the mount from now on to `name` (null: no
    *  hook); resolves to the net effect of the hook that ran until now, if any. */
   async setHook (name: string | null): Promise<HookActivity | null> {
     const reply = await this.request({ type: 'set-hook', name })
@@ -113,7 +151,7 @@ export class GuardMount extends EventEmitter implements AsyncDisposable {
   }
 
   private async cleanup (serverDied: boolean): Promise<GuardUnmountResult> {
-    // Data written through the mount reaches the disk before the caller goes on (SPEC Teardown).
+    // Data written through the mount reaches the disk before the caller goes on (docs/spec.md, "Teardown").
     const sr = sysops().syncfs(this.root)
     if (sr < 0) log('syncfs(%s) failed: errno %d', this.root, -sr)
     const result = await unmountPath(this.mountpoint)
@@ -139,6 +177,11 @@ export class GuardMount extends EventEmitter implements AsyncDisposable {
  * If the caller dies, the server unmounts and exits by itself.
  */
 export async function mountGuard (root: string, opts: GuardOptions = {}): Promise<GuardMount> {
+  return mountGuardInternal(root, opts)
+}
+
+/** mountGuard, for the library itself: the implementation, with setHook. */
+export async function mountGuardInternal (root: string, opts: GuardOptions = {}): Promise<Guard> {
   const mode = checkMode(opts.mode)
   checkSystem()
   const rootReal = checkSource(root)
@@ -161,11 +204,17 @@ export async function mountGuard (root: string, opts: GuardOptions = {}): Promis
     throw err
   }
   log('mounted %s at %s (%s), server pid %d', rootReal, mountpoint, mode, child.pid)
-  return new GuardMount(rootReal, mountpoint, mode, child, owns, stderrTail)
+  return new Guard(rootReal, mountpoint, mode, child, owns, stderrTail)
 }
 
-/** Runs `fn` with a live guard and always unmounts afterwards, whatever `fn` does. */
-export async function withGuard<T> (root: string, opts: GuardOptions, fn: (guard: GuardMount) => Promise<T> | T): Promise<T> {
+/**
+ * Runs `fn` with a live guard and always unmounts afterwards, whatever `fn` does; resolves to
+ * what `fn` returns, or rejects with what it threw (or with SERVER_DIED if the server died).
+ */
+export async function withGuard<T> (root: string, fn: (guard: GuardMount) => Promise<T> | T): Promise<T>
+export async function withGuard<T> (root: string, opts: GuardOptions, fn: (guard: GuardMount) => Promise<T> | T): Promise<T>
+export async function withGuard<T> (root: string, optsOrFn: GuardOptions | ((guard: GuardMount) => Promise<T> | T), maybeFn?: (guard: GuardMount) => Promise<T> | T): Promise<T> {
+  const [opts, fn] = typeof optsOrFn === 'function' ? [{}, optsOrFn] : [optsOrFn, maybeFn!]
   const guard = await mountGuard(root, opts)
   let result: T
   try {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { FS_TYPE } from '../server/protocol.js'
 
+/** One mount of this machine, as /proc/self/mountinfo lists it. */
 export interface MountEntry {
   mountpoint: string
   fstype: string
@@ -12,6 +13,7 @@ function unescape (s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
 }
 
+/** Every mount this process can see. */
 export function readMounts (): MountEntry[] {
   const text = readFileSync('/proc/self/mountinfo', 'utf8')
   const out: MountEntry[] = []
@@ -26,6 +28,7 @@ export function readMounts (): MountEntry[] {
   return out
 }
 
+/** Whether something is mounted at exactly `path`. */
 export function isMounted (path: string): boolean {
   return readMounts().some(m => m.mountpoint === path)
 }

@@ -14,7 +14,7 @@ export interface SysOps {
   lsetxattr(path: string, name: string, value: Buffer, flags: number): number
   lremovexattr(path: string, name: string): number
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, follow?: boolean): number
-  /** Breaks the hardlink at path with a private copy (SPEC "Copy-up"), off the JS thread. */
+  /** Breaks the hardlink at path with a private copy (docs/spec.md, "Copy-up"), off the JS thread. */
   copyUp(path: string): Promise<number>
   /** The same for a file with no name left, open as `fd`: the private copy is made in `dir` and
    *  unlinked at once; resolves to an O_PATH descriptor on it, or a negative errno. */

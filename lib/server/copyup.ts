@@ -4,7 +4,7 @@ import { logger } from '../log.js'
 const log = logger('copyup')
 
 /**
- * Breaks the hardlink at `real` (SPEC "Copy-up"): a private copy with the same data, owner,
+ * Breaks the hardlink at `real` (docs/spec.md, "Copy-up"): a private copy with the same data, owner,
  * xattrs, mode and times is made beside it and renamed over it; the object is only ever read.
  * One job on libuv's thread pool (native/sysops.c), so other requests go on meanwhile. The
  * temporary is named `.rofiles-guard-copyup.NAME.PID.RANDOM`, recognisable after a power cut.

@@ -47,7 +47,7 @@ function attempt (fn: () => void): number {
 
 /**
  * The operations served through the mount, in the style of libfuse's passthrough: each one is
- * the same syscall on the backing path, with the SPEC's policy in front of those that mutate.
+ * the same syscall on the backing path, with the policy of docs/spec.md in front of those that mutate.
  * In the server the patched binding answers most requests itself (see native-bindings.d.ts:
  * passthroughRoot, nativePolicy); these handlers serve what needs JS (copy-ups, libfuse's
  * .fuse_hidden names, opens while stale pages may be cached) and are the complete reference
