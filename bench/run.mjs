@@ -1,56 +1,105 @@
 #!/usr/bin/env node
 // rofiles-guard benchmark suite: the cost of the guard against native access and ostree's
-// rofiles-fuse, side by side in one run. See bench/README section in the main README.
+// rofiles-fuse, side by side in one run (README, "Speed" and "Running the benchmarks").
 import * as fs from 'node:fs'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { barChart, lineChart } from './chart.mjs'
-import { fileCount, freshCheckout, repoFor } from './fixture.mjs'
-import { dropCaches, TARGETS } from './targets.mjs'
+import { barChart, lineChart, ratioChart } from './chart.mjs'
+import { CACHE, fileCount, freshCheckout, repoFor } from './fixture.mjs'
+import { diskSectorsRead, dropCaches, TARGETS } from './targets.mjs'
 import { WORKLOADS } from './workloads.mjs'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
-const { values: opt } = parseArgs({
-  options: {
-    quick: { type: 'boolean' },
-    runs: { type: 'string' },
-    source: { type: 'string' },
-    targets: { type: 'string' },
-    workloads: { type: 'string' },
-    scaling: { type: 'string' },
-    'no-scaling': { type: 'boolean' },
-    out: { type: 'string' },
-    help: { type: 'boolean', short: 'h' }
-  }
-})
-if (opt.help) {
-  process.stdout.write(`Usage: npm run bench -- [--quick] [--runs N] [--source usr-include|gen-N]
-       [--targets ${Object.keys(TARGETS).join(',')}] [--workloads ${WORKLOADS.map(w => w.id).join(',')}]
-       [--scaling 1000,10000,100000 | --no-scaling] [--out DIR]
-`)
-  process.exit(0)
+const COMMITTED = join(HERE, 'results')
+
+const HELP = `Usage: npm run bench -- [OPTIONS]
+
+Runs real programs (find, cat, grep, gcc, tar, dd, chmod, ostree) against a hardlinked ostree
+checkout: natively, through rofiles-fuse (and --copyup), and through rofiles-guard (deny and
+copyup). Rounds interleave the targets, so that a slow moment of the machine hits them all.
+
+  --runs N           measured rounds per workload and target (default 5; a warm-up round comes
+                     first and is not counted)
+  --quick            1 round, no warm-up, 7 workloads, scaling at 1k and 10k files: a smoke test
+                     whose figures are noise (spread unknown)
+  --source SRC       the tree: usr-include (default, /usr/include) or gen-N (N generated files)
+  --targets LIST     comma-separated, of: ${Object.keys(TARGETS).join(', ')}
+  --workloads LIST   comma-separated, of: ${WORKLOADS.map(w => w.id).join(', ')}
+  --scaling LIST     tree sizes for the scaling run (default 1000,10000,100000)
+  --no-scaling       skip the scaling run
+  --out DIR          where results go (default ${join(CACHE, 'results')})
+  --save             also write them to bench/results/ in the repository (the committed figures)
+  --wide             the table with every target and its spread (default: fits 100 columns)
+  -h, --help         this help
+
+Fixtures are built once and kept in ${CACHE} (about 200 MB for usr-include; gen-100000 about
+1 GB); ROFILES_GUARD_BENCH_DIR moves them. Run as root: it mounts, and drops the page cache.
+`
+
+function fail (msg, code = 2) {
+  process.stderr.write(`bench: ${msg}\n`)
+  process.exit(code)
 }
-if (process.getuid() !== 0) { console.error('bench: run as root (FUSE mounts, dropping caches)'); process.exit(1) }
+
+let opt
+try {
+  opt = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      runs: { type: 'string' },
+      source: { type: 'string' },
+      targets: { type: 'string' },
+      workloads: { type: 'string' },
+      scaling: { type: 'string' },
+      'no-scaling': { type: 'boolean' },
+      out: { type: 'string' },
+      save: { type: 'boolean' },
+      wide: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' }
+    },
+    strict: true,
+    allowPositionals: false
+  }).values
+} catch (err) {
+  fail(`${err.message.split('\n')[0].replace(/\. To specify a positional.*$/, '').replace(/\.$/, '')}; see npm run bench -- --help`)
+}
+if (opt.help) { process.stdout.write(HELP); process.exit(0) }
 
 const quick = Boolean(opt.quick)
-const runs = Number(opt.runs ?? (quick ? 1 : 3))
+if (opt.runs !== undefined && !/^[1-9]\d*$/.test(opt.runs)) fail(`--runs ${opt.runs}: give a whole number of rounds, 1 or more`)
+const runs = Number(opt.runs ?? (quick ? 1 : 5))
 const source = opt.source ?? 'usr-include'
+if (!/^(usr-include|gen-[1-9]\d*)$/.test(source)) fail(`--source ${source}: use usr-include or gen-N (N files, say gen-10000)`)
 const targets = (opt.targets ?? Object.keys(TARGETS).join(',')).split(',')
-const workloads = WORKLOADS.filter(w => !opt.workloads || opt.workloads.split(',').includes(w.id)).filter(w => !quick || ['walk', 'read', 'grep', 'compile', 'small', 'write', 'copyup'].includes(w.id))
-const scaling = opt['no-scaling'] ? [] : (opt.scaling ?? (quick ? '1000,10000' : '1000,10000,100000')).split(',').map(Number)
-const outDir = opt.out ?? join(HERE, 'results')
-for (const t of targets) if (!TARGETS[t]) { console.error(`bench: unknown target ${t}`); process.exit(2) }
+for (const t of targets) if (!TARGETS[t]) fail(`unknown target '${t}': use some of ${Object.keys(TARGETS).join(', ')}`)
+const wanted = opt.workloads?.split(',')
+for (const w of wanted ?? []) if (!WORKLOADS.some(x => x.id === w)) fail(`unknown workload '${w}': use some of ${WORKLOADS.map(x => x.id).join(', ')}`)
+const QUICK = ['walk', 'read', 'grep', 'compile', 'small', 'write', 'copyup']
+const workloads = WORKLOADS.filter(w => (!wanted || wanted.includes(w.id)) && (!quick || wanted || QUICK.includes(w.id)))
+const scalingText = opt['no-scaling'] ? '' : (opt.scaling ?? (quick ? '1000,10000' : '1000,10000,100000'))
+if (scalingText && !/^[1-9]\d*(,[1-9]\d*)*$/.test(scalingText)) fail(`--scaling ${scalingText}: give tree sizes, say 1000,10000`)
+const scaling = scalingText ? scalingText.split(',').map(Number) : []
+const outDirs = [opt.out ?? join(CACHE, 'results'), ...(opt.save ? [COMMITTED] : [])]
+if (process.getuid() !== 0) fail('run it as root: it mounts FUSE filesystems and drops the page cache', 1)
 
-function progress (s) { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else process.stderr.write(`${s}\n`) }
+function progress (s) { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) process.stderr.write(`${s}\n`) }
 const median = a => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 
-/** One round per target: fresh checkout, mount, every workload, unmount. Rounds rotate targets. */
-function measure (r, names, wls, rounds, label) {
+/**
+ * Each round: per target a fresh checkout, its mount, every workload, unmount. The order of the
+ * targets rotates from round to round. With a warm-up, round 0 is run and not kept. Samples are
+ * kept in round order, so sample i of two targets comes from the same round.
+ */
+function measure (r, names, wls, measured, warmUp, label) {
   const samples = {}
+  const disk = {}
+  const rounds = measured + (warmUp ? 1 : 0)
   const total = rounds * names.length * wls.length
   let k = 0
   for (let round = 0; round < rounds; round++) {
+    const keep = !warmUp || round > 0
     const order = names.map((_, i) => names[(i + round) % names.length])
     for (const t of order) {
       const co = freshCheckout(r, `co-${t}`)
@@ -59,13 +108,18 @@ function measure (r, names, wls, rounds, label) {
         for (const [wi, w] of wls.entries()) {
           k++
           if (w.needs && !w.needs(dir)) continue
-          progress(`${label} ${k}/${total}: workload ${wi + 1}/${wls.length} ${w.label}, ${TARGETS[t].label}, round ${round + 1}/${rounds}${round === 0 && rounds > 1 ? ' (warm-up)' : ''}`)
-          const ctx = { repo: r.repo, co, subpath: fs.existsSync(join(co, 'linux')) ? '/linux' : '/d0' }
+          progress(`${label} ${k}/${total}: ${w.label}, ${TARGETS[t].label}, round ${round + 1}/${rounds}${keep ? '' : ' (warm-up)'}`)
+          const ctx = { repo: r.repo, co, subpath: fs.existsSync(join(co, 'linux')) ? '/linux' : '/d0', cache: r.dir }
           w.before?.(dir, round, ctx)
           if (w.cold) dropCaches()
+          const sectors = diskSectorsRead()
           const s = w.run(dir, round, ctx)
+          const read = diskSectorsRead() - sectors
           w.after?.(dir, round, ctx)
-          if (round > 0 || rounds === 1) ((samples[w.id] ??= {})[t] ??= []).push(s)
+          if (keep) {
+            ((samples[w.id] ??= {})[t] ??= []).push(s)
+            if (w.cold) ((disk[w.id] ??= {})[t] ??= []).push(read)
+          }
         }
       } finally {
         TARGETS[t].unmount(dir)
@@ -75,78 +129,131 @@ function measure (r, names, wls, rounds, label) {
     }
   }
   progress('')
-  return samples
+  return { samples, disk }
 }
 
-function summarize (samples) {
+/** A ratio of two targets: the ratio of their medians, and the range of the per-round ratios. */
+function ratio (a, b) {
+  if (!a || !b) return null
+  const per = a.runs.map((x, i) => x / b.runs[i]).filter(Number.isFinite)
+  return { median: a.median / b.median, min: Math.min(...per), max: Math.max(...per) }
+}
+
+function summarize ({ samples, disk }) {
   const out = {}
   for (const [w, byT] of Object.entries(samples)) {
     out[w] = {}
-    for (const [t, a] of Object.entries(byT)) out[w][t] = { median: median(a), min: Math.min(...a), max: Math.max(...a), runs: a }
+    for (const [t, a] of Object.entries(byT)) {
+      out[w][t] = { median: median(a), min: Math.min(...a), max: Math.max(...a), runs: a }
+      if (disk[w]?.[t]) out[w][t].diskSectorsRead = disk[w][t]
+    }
+    // A FUSE target faster than native beyond the spread of both cannot be: the method is off.
+    const nat = out[w].native
+    const implausible = nat ? Object.keys(out[w]).filter(t => t !== 'native' && out[w][t].max < nat.min) : []
+    if (implausible.length) out[w].implausible = implausible
   }
   return out
 }
 
+const PAIRS = [
+  { a: 'guard-deny', b: 'rofiles-fuse', label: 'deny / rofiles-fuse' },
+  { a: 'guard-copyup', b: 'rofiles-fuse-copyup', label: 'copyup / rf --copyup' },
+  { a: 'guard-deny', b: 'native', label: 'deny / native' }
+]
+
+function fmtRatio (q, oneRun) {
+  if (!q) return '-'
+  return oneRun ? q.median.toFixed(2) : `${q.median.toFixed(2)} (${q.min.toFixed(2)}-${q.max.toFixed(2)})`
+}
+
+function table (results, wide) {
+  const oneRun = runs === 1
+  const shown = wide ? targets : targets.filter(t => ['native', 'rofiles-fuse', 'guard-deny'].includes(t))
+  const pairs = PAIRS.filter(p => targets.includes(p.a) && targets.includes(p.b) && (wide || p.b !== 'native'))
+  const rows = [['workload', ...shown.map(t => TARGETS[t].short), ...pairs.map(p => p.label)]]
+  for (const w of workloads) {
+    const res = results[w.id]
+    if (!res) continue
+    const flag = t => (res.implausible?.includes(t) ? '!' : '')
+    const cell = t => !res[t] ? '-' : `${res[t].median.toFixed(3)}${wide && !oneRun ? ` ±${((res[t].max - res[t].min) / 2).toFixed(3)}` : ''}${flag(t)}`
+    rows.push([w.label, ...shown.map(cell), ...pairs.map(p => fmtRatio(ratio(res[p.a], res[p.b]), oneRun))])
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => String(r[i]).length)))
+  return rows.map(r => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ')).join('\n')
+}
+
 const started = new Date()
 const r = repoFor(source)
-const files = fileCount(join(r.dir, '..', source, 'repo', 'objects')) // objects ~ files
-process.stderr.write(`bench: ${source} (${files} objects), ${runs} measured rounds + warm-up, targets ${targets.join(', ')}\n`)
-const rounds = runs + (runs > 1 ? 1 : 0)
-const results = summarize(measure(r, targets, workloads, rounds, 'suite'))
+const files = fileCount(join(r.repo, 'objects'))
+const roundsText = runs === 1 ? '1 measured round, no warm-up: the figures are noise, their spread unknown' : `${runs} measured rounds after a warm-up`
+process.stderr.write(`bench: ${source} (${files} objects), ${roundsText}; targets ${targets.join(', ')}\n`)
+const results = summarize(measure(r, targets, workloads, runs, runs > 1, 'suite'))
 
-const PAIRS = [['guard-deny', 'native'], ['guard-deny', 'rofiles-fuse'], ['guard-copyup', 'rofiles-fuse-copyup']]
-const rows = [['workload', ...targets.map(t => TARGETS[t].label), ...PAIRS.filter(([a, b]) => targets.includes(a) && targets.includes(b)).map(([a, b]) => `${a}/${b}`)]]
-for (const w of workloads) {
-  const res = results[w.id]
-  if (!res) continue
-  const cells = targets.map(t => res[t] ? `${res[t].median.toFixed(3)} (±${((res[t].max - res[t].min) / 2).toFixed(3)})` : '-')
-  const ratios = PAIRS.filter(([a, b]) => targets.includes(a) && targets.includes(b)).map(([a, b]) => res[a] && res[b] ? (res[a].median / res[b].median).toFixed(2) : '-')
-  rows.push([w.label, ...cells, ...ratios])
-}
-const widths = rows[0].map((_, i) => Math.max(...rows.map(r => String(r[i]).length)))
-const table = rows.map(r => r.map((c, i) => String(c).padEnd(widths[i])).join('  ')).join('\n')
-process.stdout.write(`\nmedian seconds (± half the spread), ${runs} run(s), ${source}\n${table}\n`)
+const implausible = Object.entries(results).filter(([, res]) => res.implausible).map(([w, res]) => `${w}: ${res.implausible.join(', ')}`)
+process.stdout.write(`\nmedian seconds${runs > 1 ? ' (ratios: of the medians, then the range of the per-round ratios)' : ''}; ${roundsText}; ${source}\n${table(results, Boolean(opt.wide))}\n`)
+if (implausible.length) process.stdout.write(`! faster than native beyond the spread of both, which cannot be: ${implausible.join('; ')}\n`)
 
 let scalingResults = null
 if (scaling.length) {
   scalingResults = {}
-  const st = ['native', 'rofiles-fuse', 'guard-deny']
+  const st = ['native', 'rofiles-fuse', 'guard-deny'].filter(t => targets.includes(t))
   const sw = WORKLOADS.filter(w => w.id === 'walk' || w.id === 'read')
   for (const n of scaling) {
     const rr = repoFor(`gen-${n}`)
-    // One round per size: the growth across sizes is what this shows.
-    scalingResults[n] = summarize(measure(rr, st, sw, 1, `scaling ${n}`))
+    // One round per size, no warm-up: the growth across sizes is what this shows.
+    scalingResults[n] = summarize(measure(rr, st, sw, 1, false, `scaling ${n}`))
   }
-  const srows = [['files', 'workload', ...st.map(t => TARGETS[t].label), 'guard/rofiles-fuse']]
+  const srows = [['files', 'workload', ...st.map(t => TARGETS[t].short), 'deny / rofiles-fuse']]
   for (const n of scaling) {
     for (const w of sw) {
       const res = scalingResults[n][w.id]
-      srows.push([n, w.label, ...st.map(t => res[t].median.toFixed(3)), (res['guard-deny'].median / res['rofiles-fuse'].median).toFixed(2)])
+      srows.push([n, w.label, ...st.map(t => res[t].median.toFixed(3)), res['guard-deny'] && res['rofiles-fuse'] ? (res['guard-deny'].median / res['rofiles-fuse'].median).toFixed(2) : '-'])
     }
   }
   const sw2 = srows[0].map((_, i) => Math.max(...srows.map(r => String(r[i]).length)))
-  process.stdout.write(`\nscaling (median seconds)\n${srows.map(r => r.map((c, i) => String(c).padEnd(sw2[i])).join('  ')).join('\n')}\n`)
+  process.stdout.write(`\nscaling (median seconds, one round per size)\n${srows.map(r => r.map((c, i) => String(c).padEnd(sw2[i])).join('  ')).join('\n')}\n`)
 }
 
-fs.mkdirSync(outDir, { recursive: true })
-const report = { started: started.toISOString(), source, objects: files, runs, targets, results, scaling: scalingResults, machine: { node: process.version, cpus: (await import('node:os')).cpus().length } }
+const report = {
+  started: started.toISOString(),
+  source,
+  objects: files,
+  runs,
+  warmUp: runs > 1,
+  targets,
+  results,
+  ratios: Object.fromEntries(Object.entries(results).map(([w, res]) => [w, Object.fromEntries(PAIRS.map(p => [`${p.a}/${p.b}`, ratio(res[p.a], res[p.b])]).filter(([, q]) => q))])),
+  scaling: scalingResults,
+  machine: { node: process.version, cpus: cpus().length, kernel: fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim() }
+}
 const stamp = started.toISOString().replace(/[:.]/g, '-')
-fs.writeFileSync(join(outDir, `bench-${stamp}.json`), JSON.stringify(report, null, 2) + '\n')
-fs.writeFileSync(join(outDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
-fs.writeFileSync(join(outDir, 'chart.svg'), barChart({
-  title: `median seconds, log scale (${source}, ${runs} runs)`,
-  groups: workloads.filter(w => results[w.id]).map(w => ({ label: w.label, values: Object.fromEntries(targets.map(t => [t, results[w.id][t]?.median])) })),
-  series: targets.map(t => ({ id: t, label: TARGETS[t].label }))
-}))
+const charts = {
+  'chart.svg': barChart({
+    title: `median seconds per workload, log scale: lower is better (${source}, ${roundsText.split(':')[0]})`,
+    groups: workloads.filter(w => results[w.id]).map(w => ({ label: w.label, values: Object.fromEntries(targets.map(t => [t, results[w.id][t]?.median])) })),
+    series: targets.map(t => ({ id: t, label: TARGETS[t].label }))
+  }),
+  'ratios.svg': ratioChart({
+    title: 'rofiles-guard (deny) against rofiles-fuse and against native: below 1 is faster',
+    groups: workloads.filter(w => results[w.id]).map(w => ({ label: w.label, values: { 'rofiles-fuse': ratio(results[w.id]['guard-deny'], results[w.id]['rofiles-fuse']), native: ratio(results[w.id]['guard-deny'], results[w.id].native) } })),
+    series: [{ id: 'rofiles-fuse', label: 'rofiles-guard deny / rofiles-fuse' }, { id: 'native', label: 'rofiles-guard deny / native' }]
+  })
+}
 if (scalingResults) {
+  const st = ['native', 'rofiles-fuse', 'guard-deny'].filter(t => targets.includes(t))
   for (const w of ['walk', 'read']) {
-    const st = ['native', 'rofiles-fuse', 'guard-deny']
-    fs.writeFileSync(join(outDir, `scaling-${w}.svg`), lineChart({
-      title: `${w === 'walk' ? 'stat walk' : 'read all'}: seconds by tree size (log-log)`,
+    charts[`scaling-${w}.svg`] = lineChart({
+      title: `${w === 'walk' ? 'stat walk' : 'read all'}: seconds by tree size (log-log; lower is better)`,
       xLabel: 'files in the tree',
       points: Object.fromEntries(st.map(t => [t, scaling.map(n => [n, scalingResults[n][w][t].median])])),
       series: st.map(t => ({ id: t, label: TARGETS[t].label }))
-    }))
+    })
   }
 }
-process.stdout.write(`\nwrote ${join(outDir, 'latest.json')}, chart.svg${scalingResults ? ', scaling-walk.svg, scaling-read.svg' : ''}\n`)
+for (const dir of outDirs) {
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(join(dir, `bench-${stamp}.json`), JSON.stringify(report, null, 2) + '\n')
+  fs.writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
+  for (const [name, svg] of Object.entries(charts)) fs.writeFileSync(join(dir, name), svg)
+  process.stdout.write(`\nwrote ${join(dir, `bench-${stamp}.json`)} (also latest.json) and ${Object.keys(charts).join(', ')}\n`)
+}

@@ -12,31 +12,47 @@ function mountpoint (co) {
 }
 
 export const TARGETS = {
-  native: { label: 'native', mount: co => co, unmount: () => {} },
+  native: { label: 'native', short: 'native', mount: co => co, unmount: () => {} },
   'rofiles-fuse': {
     label: 'rofiles-fuse',
+    short: 'rofiles-fuse',
     mount: co => { const mp = mountpoint(co); execFileSync('rofiles-fuse', [co, mp]); return mp },
     unmount: mp => execFileSync('umount', [mp])
   },
   'rofiles-fuse-copyup': {
     label: 'rofiles-fuse --copyup',
+    short: 'rf --copyup',
     mount: co => { const mp = mountpoint(co); execFileSync('rofiles-fuse', ['--copyup', co, mp]); return mp },
     unmount: mp => execFileSync('umount', [mp])
   },
   'guard-deny': {
     label: 'rofiles-guard deny',
+    short: 'guard deny',
     mount: co => { const mp = mountpoint(co); execFileSync(process.execPath, [CLI, 'mount', co, mp]); return mp },
     unmount: mp => execFileSync('umount', [mp])
   },
   'guard-copyup': {
     label: 'rofiles-guard copyup',
+    short: 'guard copyup',
     mount: co => { const mp = mountpoint(co); execFileSync(process.execPath, [CLI, 'mount', '--copyup', co, mp]); return mp },
     unmount: mp => execFileSync('umount', [mp])
   }
 }
 
+/** Writes back dirty pages (drop_caches drops only clean ones), then drops the page cache. */
 export function dropCaches () {
   spawnSync('sync')
   try { fs.writeFileSync('/proc/sys/vm/drop_caches', '3') } catch { return false }
   return true
+}
+
+/** Sectors read from every whole disk so far (/proc/diskstats): what a cold workload read. */
+export function diskSectorsRead () {
+  let n = 0
+  for (const line of fs.readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/)
+    // Whole disks only (vda, sda, nvme0n1), not their partitions or loop devices.
+    if (f.length > 5 && /^(vd[a-z]+|sd[a-z]+|xvd[a-z]+|nvme\d+n\d+)$/.test(f[2])) n += Number(f[5])
+  }
+  return n
 }
