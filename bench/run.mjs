@@ -148,8 +148,9 @@ function summarize ({ samples, disk }) {
       if (disk[w]?.[t]) out[w][t].diskSectorsRead = disk[w][t]
     }
     // A FUSE target faster than native beyond the spread of both cannot be: the method is off.
+    // (With one round there is no spread to judge by.)
     const nat = out[w].native
-    const implausible = nat ? Object.keys(out[w]).filter(t => t !== 'native' && out[w][t].max < nat.min) : []
+    const implausible = nat && nat.runs.length > 1 ? Object.keys(out[w]).filter(t => t !== 'native' && out[w][t].max < nat.min) : []
     if (implausible.length) out[w].implausible = implausible
   }
   return out
