@@ -23,6 +23,10 @@ export type GuardErrorCode =
   | 'HOOK_FAILED'
   | 'SANDBOX_UNAVAILABLE'
   | 'ABORTED'
+  | 'OSTREE_FAILED'
+  | 'NOT_A_REPO'
+  | 'BASE_NOT_FOUND'
+  | 'NO_PERMISSION'
 
 /**
  * The library's error: `code` says what went wrong, `message` (one line) says what and what to do.

@@ -1,14 +1,19 @@
 import { execa } from 'execa'
 import { GuardError } from './errors.js'
 
-/** The few ostree CLI calls the demo and the benchmarks need. */
+/** The ostree CLI calls the library needs (the demo, commit-hooks, status, gc). */
 async function ostree (args: string[]): Promise<string> {
+  const r = await run(args)
+  if (r.failed) throw new GuardError('OSTREE_FAILED', `ostree ${args[0]} failed: ${r.stderr.split('\n')[0]}`)
+  return r.stdout
+}
+
+async function run (args: string[]): Promise<{ failed: boolean, stdout: string, stderr: string }> {
   const r = await execa('ostree', args, { reject: false, stdin: 'ignore' })
   if ((r as { code?: string }).code === 'ENOENT') {
     throw new GuardError('MISSING_DEPENDENCY', 'ostree is not installed: install the Debian package ostree')
   }
-  if (r.failed) throw new Error(`ostree ${args[0]} failed: ${String(r.stderr).trim()}`)
-  return String(r.stdout)
+  return { failed: r.failed, stdout: String(r.stdout), stderr: String(r.stderr).trim() }
 }
 
 const asUser = (): boolean => process.geteuid?.() !== 0
@@ -21,10 +26,14 @@ export async function initRepo (repo: string): Promise<void> {
   await ostree(['init', `--repo=${repo}`, `--mode=${asUser() ? 'bare-user' : 'bare'}`])
 }
 
+/** How a user's commit records owners: as the tree's (root's), as the base commit does. */
+function ownerArgs (): string[] {
+  return asUser() ? ['--owner-uid=0', '--owner-gid=0'] : []
+}
+
 /** Commits `tree`; as a user, its files are recorded as root's, as a system tree's are. */
 export async function commitTree (repo: string, branch: string, tree: string, subject: string): Promise<string> {
-  const owner = asUser() ? ['--owner-uid=0', '--owner-gid=0'] : []
-  return (await ostree(['commit', `--repo=${repo}`, `--branch=${branch}`, `--tree=dir=${tree}`, ...owner, '-s', subject])).trim()
+  return (await ostree(['commit', `--repo=${repo}`, `--branch=${branch}`, `--tree=dir=${tree}`, ...ownerArgs(), '-s', subject])).trim()
 }
 
 /** A hardlinked checkout (`-H`; as a user also `-U`): every file is a repository object. */
@@ -35,4 +44,66 @@ export async function checkoutHardlinked (repo: string, ref: string, dest: strin
 export async function fsckRepo (repo: string): Promise<{ ok: boolean, output: string }> {
   const r = await execa('ostree', ['fsck', `--repo=${repo}`], { reject: false, stdin: 'ignore', all: true })
   return { ok: !r.failed, output: String(r.all ?? '').trim() }
+}
+
+/** The commit `rev` (a ref or a checksum) names, or null where it names none. */
+export async function revParse (repo: string, rev: string): Promise<string | null> {
+  const r = await run(['rev-parse', `--repo=${repo}`, rev])
+  return r.failed ? null : r.stdout.trim()
+}
+
+/** Every ref of the repository. */
+export async function listRefs (repo: string): Promise<string[]> {
+  return (await ostree(['refs', `--repo=${repo}`])).split('\n').filter(Boolean)
+}
+
+/** A string of a commit's metadata, or null where the commit has no such key. */
+export async function metadataString (repo: string, commit: string, key: string): Promise<string | null> {
+  const r = await run(['show', `--repo=${repo}`, `--print-metadata-key=${key}`, commit])
+  return r.failed ? null : gvariantString(r.stdout.trim())
+}
+
+/**
+ * Commits `tree` on top of `parent`, reusing the repository's objects for every file that still
+ * is one (a hardlinked checkout), with string metadata; sets `ref`. The commit's checksum.
+ */
+export async function commitOnTop (repo: string, o: { ref: string, parent: string, tree: string, subject: string, metadata: Record<string, string> }): Promise<string> {
+  const meta = Object.entries(o.metadata).map(([k, v]) => `--add-metadata-string=${k}=${v}`)
+  return (await ostree(['commit', `--repo=${repo}`, `--branch=${o.ref}`, `--parent=${o.parent}`, `--tree=dir=${o.tree}`,
+    '--link-checkout-speedup', ...ownerArgs(), ...meta, '-s', o.subject])).trim()
+}
+
+/** What `ostree diff` counts between two commits: paths added, modified, removed. */
+export async function diffCounts (repo: string, from: string, to: string): Promise<{ added: number, modified: number, removed: number }> {
+  const out = { added: 0, modified: 0, removed: 0 }
+  for (const line of (await ostree(['diff', `--repo=${repo}`, from, to])).split('\n')) {
+    if (line.startsWith('A ')) out.added++
+    else if (line.startsWith('M ')) out.modified++
+    else if (line.startsWith('D ')) out.removed++
+  }
+  return out
+}
+
+export async function deleteRef (repo: string, ref: string): Promise<void> {
+  await ostree(['refs', `--repo=${repo}`, '--delete', ref])
+}
+
+/** `ostree prune --refs-only`: removes the objects no ref reaches. */
+export async function pruneRefsOnly (repo: string): Promise<string> {
+  return (await ostree(['prune', `--repo=${repo}`, '--refs-only'])).trim()
+}
+
+/**
+ * A GVariant text string as `ostree show --print-metadata-key` prints it ('...' or "...", with
+ * backslash escapes) back to the string.
+ */
+export function gvariantString (text: string): string {
+  const q = text[0]
+  if ((q !== "'" && q !== '"') || text.at(-1) !== q) return text
+  const body = text.slice(1, -1)
+  const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', a: '\x07', b: '\b', f: '\f', v: '\v' }
+  return body.replace(/\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/g, (_, e: string) => {
+    if (e.length > 1) return String.fromCodePoint(parseInt(e.slice(1), 16))
+    return simple[e] ?? e
+  })
 }

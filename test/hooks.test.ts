@@ -2,25 +2,13 @@
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { discoverHooks, HookFailedError, RunAbortedError, runHooks, type RunReport } from '../dist/index.js'
-import { checkout, fsck, makeRepo, rmrf, snapshotObjects, type ObjectState, type Repo } from './helpers/fixture.js'
-import { hooksDir } from './helpers/hooks.js'
+import { checkout, makeRepo, snapshotObjects, type Repo } from './helpers/fixture.js'
+import { useHookRoots } from './helpers/hooks.js'
 import { fuseMounts } from './helpers/mounts.js'
 
-let repo: Repo
-let objects: Map<string, ObjectState>
-const dirs: string[] = []
-beforeAll(() => { repo = makeRepo({ shell: true }); objects = snapshotObjects(repo.repo) })
-afterAll(() => rmrf(repo.dir))
-afterEach(() => {
-  expect(snapshotObjects(repo.repo)).toEqual(objects)
-  fsck(repo.repo)
-  for (const d of dirs.splice(0)) rmrf(d)
-})
-
-function root (): string { const co = checkout(repo); dirs.push(co); return co }
-function hooks (h: Parameters<typeof hooksDir>[0]): string { const d = hooksDir(h); dirs.push(d); return d }
+const { repo: fixture, root, hooks, track } = useHookRoots({ shell: true })
 const isMounted = (p: string): boolean => fuseMounts().some(m => m.mountpoint === p)
 /** Running, not a zombie. */
 function alive (pid: number): boolean {
@@ -84,8 +72,8 @@ describe('runHooks', () => {
 
   it('streams output live, keeps a bounded tail', async () => {
     const co = root()
-    const gate = join(dirs[0]!, '..', `gate-${process.pid}`)
-    dirs.push(gate)
+    const gate = join(fixture().dir, `gate-${process.pid}`)
+    track(gate)
     // The hook waits for a file that the test creates only once it has seen the first line:
     // if output were not live, this would never finish.
     const d = hooks({ '10-live': `echo first; while [ ! -e ${gate} ]; do sleep 0.05; done; echo second; head -c 200000 /dev/zero | tr '\\0' 'e' >&2; echo >&2; echo last-line >&2` })
@@ -270,7 +258,7 @@ describe('sandboxes', () => {
 
   it('bwrap: host read-only, only the mount writable, private /tmp, own PID namespace', async () => {
     const co = root()
-    const obj = objectFile(repo, co)
+    const obj = objectFile(fixture(), co)
     const d = hooks({
       '10-escape': `${escape(co, obj)} || true; echo x > /var/tmp/rg-bwrap-escape-$$ && echo done-host || true`,
       '20-inside': `echo ok > "$ROOTHOOK_ROOT/var/inside"; echo private > /tmp/rg-sandbox-$$; echo "pidns=$(readlink /proc/self/ns/pid)"`,
@@ -296,7 +284,7 @@ describe('sandboxes', () => {
 
   it('none: the same hook can reach the real paths (why bwrap is recommended)', async () => {
     const throwaway = makeRepo()
-    dirs.push(throwaway.dir)
+    track(throwaway.dir)
     const co = checkout(throwaway)
     const lines: string[] = []
     await runHooks({ root: co, hooksDir: hooks({ '10-escape': escape(co, objectFile(throwaway, co)) }), sandbox: 'none', onOutput: (_h, _s, l) => lines.push(l) })

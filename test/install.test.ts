@@ -23,7 +23,7 @@ function run (cmd: string, args: string[], cwd: string): string {
 
 // What a consumer writes: the typed API, strictly compiled, and a real mount.
 const CONSUMER_TS = `
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GuardError, mountGuard, runHooks, withGuard, type GuardMount, type GuardOptions, type HookReport, type Mode } from 'rofiles-guard'
@@ -57,6 +57,7 @@ const seen = await withGuard(root, opts, guard => {
 })
 const err: unknown = new GuardError('BAD_ARGUMENT', 'x')
 console.log(JSON.stringify({ seen, after: readFileSync(join(root, 'file'), 'utf8'), isGuardError: err instanceof GuardError }))
+rmSync(root, { recursive: true })
 `
 
 let work: string

@@ -5,25 +5,13 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { GuardError, HOOK_CAPS, HookFailedError, mountGuard, runHooks } from '../dist/index.js'
 import { CLI, cli, expectOneLineError } from './helpers/cli.js'
-import { checkout, emptyDir, fsck, makeRepo, rmrf, snapshotObjects, type ObjectState, type Repo } from './helpers/fixture.js'
-import { hooksDir } from './helpers/hooks.js'
+import { emptyDir } from './helpers/fixture.js'
+import { useHookRoots } from './helpers/hooks.js'
 
-let repo: Repo
-let objects: Map<string, ObjectState>
-const dirs: string[] = []
-beforeAll(() => { repo = makeRepo({ shell: true }); objects = snapshotObjects(repo.repo) })
-afterAll(() => rmrf(repo.dir))
-afterEach(() => {
-  expect(snapshotObjects(repo.repo)).toEqual(objects)
-  fsck(repo.repo)
-  for (const d of dirs.splice(0)) rmrf(d)
-})
-
-function root (): string { const co = checkout(repo); dirs.push(co); return co }
-function hooks (h: Parameters<typeof hooksDir>[0]): string { const d = hooksDir(h); dirs.push(d); return d }
+const { repo: fixture, root, hooks } = useHookRoots({ shell: true })
 
 async function rejection (p: Promise<unknown>): Promise<GuardError> {
   try { await p } catch (err) { if (err instanceof GuardError) return err; throw err }
@@ -64,7 +52,7 @@ describe('descriptors', () => {
   for (const sandbox of ['none', 'bwrap', 'chroot'] as const) {
     it(`a hook in sandbox ${sandbox} gets fds 0-2 only: an inherited one fails with EBADF`, () => {
       const co = root()
-      const objDir = join(repo.repo, 'objects', fs.readdirSync(join(repo.repo, 'objects'))[0]!)
+      const objDir = join(fixture().repo, 'objects', fs.readdirSync(join(fixture().repo, 'objects'))[0]!)
       const obj = fs.readdirSync(objDir).find(n => n.endsWith('.file'))!
       const d = hooks({
         '10-probe': [
@@ -77,7 +65,7 @@ describe('descriptors', () => {
         ].join('\n')
       })
       const r = spawnSync('bash', ['-c', `exec 200<"$1" 201<"$2"; exec "$3" "$4" run-hooks --root "$5" --hooks-dir "$6" --sandbox "$7"`, 'sh',
-        objDir, join(repo.repo, 'config'), process.execPath, CLI, co, d, sandbox], { encoding: 'utf8', timeout: 30_000 })
+        objDir, join(fixture().repo, 'config'), process.execPath, CLI, co, d, sandbox], { encoding: 'utf8', timeout: 30_000 })
       expect(r.status, r.stderr).toBe(0)
       const lines = r.stdout.split('\n').filter(l => l.startsWith('[10-probe]')).map(l => l.slice('[10-probe] '.length))
       expect(lines).toEqual([...[3, 4, 5, 6, 7, 8, 9, 200, 201].map(fd => `fd ${fd} EBADF`), 'stdin=[]'])

@@ -8,6 +8,8 @@ import type { RunReport } from '../hooks/report.js'
 import { checkSandbox, type Sandbox } from '../hooks/sandbox.js'
 import { checkoutHardlinked, commitTree, fsckRepo, initRepo } from '../ostree.js'
 import { checkSystem } from '../mount/preflight.js'
+import { commitHooks } from '../commit/commit-hooks.js'
+import { HOOKS_JSON } from '../commit/hooks-json.js'
 import type { Mode } from '../policy.js'
 import { parse } from './args.js'
 import { summary } from './summary.js'
@@ -18,7 +20,9 @@ Builds a real ostree repository in a temporary directory, checks out two hardlin
 runs the example hooks (examples/hooks) against them through the guard:
   1. an upgrade the hooks accept, in copyup mode: the config edit goes to a private copy;
   2. an upgrade with a kernel the example module does not support, in deny mode: the config
-     edit is refused and 90-check-kernel exits non-zero, which blocks the upgrade.
+     edit is refused and 90-check-kernel exits non-zero, which blocks the upgrade;
+  3. the accepted upgrade's hooks as an ostree commit (commit-hooks), then the same again,
+     which is up to date and runs nothing.
 Then it checks with \`ostree fsck\` that the repository is intact, and removes everything.
 As root the repository is \`bare\`; as a user it is \`bare-user\` with user-mode checkouts
 (\`ostree checkout -U -H\`), and nothing needs root.
@@ -66,6 +70,18 @@ async function scenario (title: string, root: string, mode: Mode, sandbox: Sandb
   }
 }
 
+/** Scenario 3: the accepted upgrade's hooks as a commit, and the same again: up to date. */
+async function committed (repo: string, sandbox: Sandbox): Promise<boolean> {
+  process.stdout.write(`\n### 3. the hooks' result as an ostree commit (commit-hooks, mode copyup, sandbox ${sandbox})\n`)
+  const opts = { repo, base: 'demo/good', hooksDir: HOOKS, ref: 'demo/good-hooked', sandbox, timeoutMs: 60_000 }
+  const first = await commitHooks(opts)
+  process.stdout.write(indent(summary(first.report!, 60_000)))
+  process.stdout.write(`  demo/good-hooked is ${first.commit}: ${first.diff!.added} added, ${first.diff!.modified} modified, ${first.diff!.removed} removed; /${HOOKS_JSON} records the hooks\n`)
+  const again = await commitHooks(opts)
+  process.stdout.write(`  again: ${again.cached ? `up to date: demo/good-hooked is ${again.commit} (base and hooks unchanged), no hook ran` : 'ran again (unexpected)'}\n`)
+  return !first.cached && again.cached && again.commit === first.commit
+}
+
 export async function demoCommand (argv: string[]): Promise<number> {
   const { values } = parse('demo', argv, {}, [])
   if (values.help) { process.stdout.write(DEMO_HELP); return 0 }
@@ -87,11 +103,12 @@ export async function demoCommand (argv: string[]): Promise<number> {
 
     const a = await scenario('1. upgrade the hooks accept', join(work, 'root-good'), 'copyup', sandbox)
     const b = await scenario('2. upgrade with an unsupported kernel', join(work, 'root-new-kernel'), 'deny', sandbox)
+    const c = await committed(repo, sandbox)
     const fsck = await fsckRepo(repo)
     process.stdout.write(`\nostree fsck: ${fsck.ok ? 'repository intact' : `FAILED\n${fsck.output}`}\n`)
 
     const asExpected = a.blockedBy === null && a.report.hooks.some(h => h.activity.copiedUp.includes('/etc/demo.conf')) &&
-      b.blockedBy === '90-check-kernel' && b.report.hooks.some(h => h.activity.denied.some(d => d.path === '/etc/demo.conf')) && fsck.ok
+      b.blockedBy === '90-check-kernel' && b.report.hooks.some(h => h.activity.denied.some(d => d.path === '/etc/demo.conf')) && c && fsck.ok
     process.stdout.write(asExpected ? 'demo finished as expected\n' : 'demo did NOT go as expected\n')
     return asExpected ? 0 : 1
   } finally {

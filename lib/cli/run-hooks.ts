@@ -2,10 +2,10 @@ import { writeFileSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { GuardError } from '../errors.js'
 import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
-import { DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, runHooks } from '../hooks/run.js'
+import { DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, runHooks, type RunHooksOptions } from '../hooks/run.js'
 import type { RunReport } from '../hooks/report.js'
 import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
-import { MODE_OPTION, modeOf, parse } from './args.js'
+import { MODE_OPTION, modeOf, parse, type Parsed } from './args.js'
 import { summary } from './summary.js'
 
 export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode MODE]
@@ -31,7 +31,7 @@ Each hook runs with the mount as its working directory, stdin closed, and ROOTHO
 ROOTHOOK_NAME and ROOTHOOK_MODE in its environment.
 `
 
-function timeoutOf (v: string | undefined): number {
+export function timeoutOf (v: string | undefined): number {
   if (v === undefined) return DEFAULT_TIMEOUT_MS
   const s = Number(v)
   if (!/^\s*\d+(\.\d+)?\s*$/.test(v) || !Number.isFinite(s) || s <= 0 || s > 7 * 24 * 3600) {
@@ -40,7 +40,7 @@ function timeoutOf (v: string | undefined): number {
   return s * 1000
 }
 
-function checkReportPath (file: string): string {
+export function checkReportPath (file: string): string {
   const abs = resolve(file)
   let st
   try { st = statSync(dirname(abs)) } catch {
@@ -66,13 +66,63 @@ export async function runHooksCommand (argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(RUN_HOOKS_HELP); return 0 }
   if (typeof values.root !== 'string') throw new GuardError('BAD_ARGUMENT', 'run-hooks needs --root DIR: the root to run the hooks against')
   const mode = modeOf('run-hooks', values)
+  const { sandbox, timeoutMs, reportFile, json, info, show } = hookRunOptions(values)
+
+  return withSignals(async signal => {
+    let report: RunReport
+    let failure: GuardError | null = null
+    try {
+      report = await runHooks({
+        root: values.root as string,
+        hooksDir: (values['hooks-dir'] as string | undefined) ?? DEFAULT_HOOKS_DIR,
+        mode,
+        sandbox,
+        timeoutMs,
+        signal,
+        ...show
+      })
+    } catch (err) {
+      if (!(err instanceof HookFailedError || err instanceof RunAbortedError)) throw err
+      report = err.report
+      failure = err
+    }
+    info.write(summary(report, timeoutMs))
+    if (reportFile) writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
+    if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+    if (failure) throw failure
+    return 0
+  })
+}
+
+/**
+ * The options every command that runs hooks shares (--sandbox, --timeout, --report, --json),
+ * checked before anything runs, and how it shows hooks: each start, each output line prefixed
+ * with the hook's name (on stderr with --json, whose stdout is the JSON).
+ */
+export function hookRunOptions (values: Parsed['values']): {
+  sandbox: Sandbox, timeoutMs: number, reportFile: string | null, json: boolean, info: NodeJS.WriteStream,
+  show: Required<Pick<RunHooksOptions, 'onHookStart' | 'onOutput'>>
+} {
   const sandbox = (values.sandbox ?? 'none') as Sandbox
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(values.sandbox)}': use none, bwrap or chroot`)
   const timeoutMs = timeoutOf(values.timeout as string | undefined)
   const reportFile = typeof values.report === 'string' ? checkReportPath(values.report) : null
   const json = Boolean(values.json)
   const info = json ? process.stderr : process.stdout
+  return {
+    sandbox, timeoutMs, reportFile, json, info,
+    show: {
+      onHookStart: (h, i, n) => info.write(`==> roothook ${h.name} (${i + 1}/${n})\n`),
+      onOutput: (hook, stream, line) => (stream === 'stderr' || json ? process.stderr : process.stdout).write(`[${hook}] ${line}\n`)
+    }
+  }
+}
 
+/**
+ * Runs a command that runs hooks: SIGINT/SIGTERM abort it (the running hook is stopped and the
+ * mount removed; exit 130/143); a failed hook is its last line and exit 1.
+ */
+export async function withSignals (fn: (signal: AbortSignal) => Promise<number>): Promise<number> {
   const abort = new AbortController()
   let signalled: NodeJS.Signals | null = null
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -83,41 +133,20 @@ export async function runHooksCommand (argv: string[]): Promise<number> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-
-  let report: RunReport | null = null
-  let failure: GuardError | null = null
   try {
-    report = await runHooks({
-      root: values.root,
-      hooksDir: (values['hooks-dir'] as string | undefined) ?? DEFAULT_HOOKS_DIR,
-      mode,
-      sandbox,
-      timeoutMs,
-      signal: abort.signal,
-      onHookStart: (h, i, n) => info.write(`==> roothook ${h.name} (${i + 1}/${n})\n`),
-      onOutput: (hook, stream, line) => (stream === 'stderr' || json ? process.stderr : process.stdout).write(`[${hook}] ${line}\n`)
-    })
+    return await fn(abort.signal)
   } catch (err) {
-    if (err instanceof HookFailedError || err instanceof RunAbortedError) {
-      report = err.report
-      failure = err
-    } else {
-      throw err
+    if (err instanceof RunAbortedError) {
+      process.stderr.write(`rofiles-guard: interrupted (${signalled ?? 'aborted'}); the mount is removed\n`)
+      return signalled === 'SIGTERM' ? 143 : 130
     }
+    if (err instanceof HookFailedError) {
+      process.stderr.write(`${err.message}\n`)
+      return 1
+    }
+    throw err
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }
-  info.write(summary(report, timeoutMs))
-  if (reportFile) writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
-  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-  if (failure instanceof RunAbortedError) {
-    process.stderr.write(`rofiles-guard: interrupted (${signalled ?? 'aborted'}); the mount is removed\n`)
-    return signalled === 'SIGTERM' ? 143 : 130
-  }
-  if (failure) {
-    process.stderr.write(`${failure.message}\n`)
-    return 1
-  }
-  return 0
 }

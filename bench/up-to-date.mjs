@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// How long commit-hooks takes to answer "up to date" (base and hooks unchanged) on a root of
+// 40,000 files: it resolves the base, hashes the hooks and reads one commit's metadata; the
+// tree is neither checked out nor read. `npm run bench:up-to-date -- [--files N] [--runs N]`.
+import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { commitHooks } from '../dist/index.js'
+import { repoFor } from './fixture.mjs'
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+let opt
+try {
+  opt = parseArgs({ options: { files: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values
+} catch (err) {
+  process.stderr.write(`bench: ${err.message.split('\n')[0].replace(/\.$/, '')}; see --help\n`)
+  process.exit(2)
+}
+if (opt.help) {
+  process.stdout.write('Usage: npm run bench:up-to-date -- [--files N (default 40000)] [--runs N (default 7)]\n')
+  process.exit(0)
+}
+for (const k of ['files', 'runs']) {
+  if (opt[k] !== undefined && !/^[1-9]\d*$/.test(opt[k])) { process.stderr.write(`bench: --${k} ${opt[k]}: give a whole number, 1 or more\n`); process.exit(2) }
+}
+if (process.getuid() !== 0) { process.stderr.write('bench: run it as root: the fixture repository is root\'s\n'); process.exit(1) }
+const files = Number(opt.files ?? 40000)
+const runs = Number(opt.runs ?? 7)
+const median = a => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
+
+const r = repoFor(`gen-${files}`)
+const hooks = fs.mkdtempSync(join(r.dir, 'hooks-'))
+try {
+  fs.writeFileSync(join(hooks, '10-conf'), '#!/bin/sh\necho "hooked = 1" > "$ROOTHOOK_ROOT/d0/hooked.conf"\n', { mode: 0o755 })
+  fs.writeFileSync(join(hooks, '20-check'), '#!/bin/sh\ntest -d "$ROOTHOOK_ROOT/d0"\n', { mode: 0o755 })
+  const opts = { repo: r.repo, base: 'main', hooksDir: hooks, ref: 'bench/hooked', timeoutMs: 600_000 }
+  let t = process.hrtime.bigint()
+  const first = await commitHooks({ ...opts, force: true })
+  const firstS = Number(process.hrtime.bigint() - t) / 1e9
+  const lib = []
+  const cli = []
+  for (let i = 0; i < runs; i++) {
+    t = process.hrtime.bigint()
+    const again = await commitHooks(opts)
+    lib.push(Number(process.hrtime.bigint() - t) / 1e9)
+    if (!again.cached) throw new Error('expected up to date')
+    t = process.hrtime.bigint()
+    const out = execFileSync(process.execPath, [CLI, 'commit-hooks', '--repo', r.repo, '--base', 'main', '--hooks-dir', hooks, '--ref', 'bench/hooked'], { encoding: 'utf8' })
+    cli.push(Number(process.hrtime.bigint() - t) / 1e9)
+    if (!out.startsWith('up to date')) throw new Error(`expected up to date, got ${out}`)
+  }
+  process.stdout.write(`gen-${files}: the run that commits ${firstS.toFixed(2)} s (${first.commit.slice(0, 12)}); "up to date", median of ${runs}: ` +
+    `commitHooks() ${(median(lib) * 1000).toFixed(0)} ms (${(Math.min(...lib) * 1000).toFixed(0)}-${(Math.max(...lib) * 1000).toFixed(0)}), ` +
+    `the CLI with Node's start ${(median(cli) * 1000).toFixed(0)} ms (${(Math.min(...cli) * 1000).toFixed(0)}-${(Math.max(...cli) * 1000).toFixed(0)})\n`)
+} finally {
+  fs.rmSync(hooks, { recursive: true, force: true })
+}

@@ -1,0 +1,109 @@
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { GuardError } from '../errors.js'
+import { discoverHooks } from '../hooks/discover.js'
+import type { RunReport } from '../hooks/report.js'
+import { runHooks, type RunHooksOptions } from '../hooks/run.js'
+import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
+import { logger } from '../log.js'
+import { checkMode } from '../mount/preflight.js'
+import { checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse } from '../ostree.js'
+import type { Mode } from '../policy.js'
+import { VERSION } from '../version.js'
+import { hooksJsonOf, writeHooksJson } from './hooks-json.js'
+import { inputsJson, inputsSha256, META_INPUTS, META_INPUTS_SHA256, runInputs, type RunInputs } from './inputs.js'
+
+const log = logger('commit')
+
+/** What commitHooks runs, and where the result goes. */
+export interface CommitHooksOptions extends Pick<RunHooksOptions, 'timeoutMs' | 'killGraceMs' | 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal'> {
+  /** The ostree repository (bare, or bare-user as a user). */
+  repo: string
+  /** The base: a ref or a commit checksum of `repo`. */
+  base: string
+  hooksDir: string
+  /** The ref the result is committed to (with the base as parent). */
+  ref: string
+  /** copyup (default), deny, or readonly: a check run whose commit is the base plus hooks.json. */
+  mode?: Mode
+  sandbox?: Sandbox
+  /** Run even when `ref` already holds a commit of the same inputs. */
+  force?: boolean
+}
+
+export interface CommitHooksResult {
+  /** The commit `ref` now holds. */
+  commit: string
+  /** The base commit (resolved). */
+  base: string
+  /** No hook ran: `ref` already held a commit of the same inputs (base, hooks, mode, sandbox, version). */
+  cached: boolean
+  /** The hook run; null when cached. */
+  report: RunReport | null
+  /** Paths added, modified and removed against the base (hooks.json included); null when cached. */
+  diff: { added: number, modified: number, removed: number } | null
+  inputs: RunInputs
+}
+
+function checkRepo (repo: string): string {
+  if (!fs.existsSync(join(repo, 'config')) || !fs.existsSync(join(repo, 'objects'))) {
+    throw new GuardError('NOT_A_REPO', `${repo} is not an ostree repository (no config or objects): give the repository's directory`)
+  }
+  return fs.realpathSync(repo)
+}
+
+/**
+ * Runs the hooks of `hooksDir` on a hardlinked checkout of `base` through the guard and commits
+ * the result to `ref`, with /usr/share/rofiles-guard/hooks.json (which hooks ran on which base,
+ * and what each changed) in the tree and the run's inputs in the commit's metadata. When `ref`
+ * already holds a commit of the same inputs, nothing runs (`cached`). A failing hook commits
+ * nothing and leaves `ref` as it was (HookFailedError). The scratch checkout, on the
+ * repository's filesystem, is removed in every case.
+ */
+export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHooksResult> {
+  const repo = checkRepo(opts.repo)
+  const mode = checkMode(opts.mode ?? 'copyup')
+  const sandbox = opts.sandbox ?? 'none'
+  if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
+  const base = await revParse(repo, opts.base)
+  if (base === null) throw new GuardError('BASE_NOT_FOUND', `base ${opts.base} is not a ref or commit of ${repo}: give one that \`ostree refs\` or \`ostree log\` lists`)
+  const discovery = discoverHooks(opts.hooksDir)
+  const inputs = runInputs(base, discovery.hooks, mode, sandbox)
+  const sha = inputsSha256(inputs)
+
+  if (!opts.force) {
+    const current = await revParse(repo, opts.ref)
+    if (current !== null && await metadataString(repo, current, META_INPUTS_SHA256) === sha) {
+      log('%s is %s: inputs unchanged', opts.ref, current)
+      return { commit: current, base, cached: true, report: null, diff: null, inputs }
+    }
+  }
+
+  let scratch: string
+  try {
+    scratch = fs.mkdtempSync(join(repo, 'tmp', 'rofiles-guard-'))
+  } catch (err) {
+    throw new GuardError('NO_PERMISSION', `cannot make a scratch checkout in ${join(repo, 'tmp')} (${(err as NodeJS.ErrnoException).code}): commit-hooks needs write access to the repository; run it as the repository's owner`)
+  }
+  try {
+    const root = join(scratch, 'root')
+    await checkoutHardlinked(repo, base, root)
+    const report = await runHooks({ ...opts, root, hooksDir: discovery.dir, mode, sandbox })
+    // What ran is what is recorded (a hook edited between discovery and run shows its new sha256).
+    const ran = runInputs(base, report.hooks, mode, sandbox)
+    writeHooksJson(root, hooksJsonOf(base, report))
+    const commit = await commitOnTop(repo, {
+      ref: opts.ref,
+      parent: base,
+      tree: root,
+      subject: `rofiles-guard ${VERSION}: ${report.hooks.length} hook(s) on ${base.slice(0, 12)}`,
+      metadata: { [META_INPUTS]: inputsJson(ran), [META_INPUTS_SHA256]: inputsSha256(ran), 'rofiles-guard.version': VERSION }
+    })
+    const diff = await diffCounts(repo, base, commit)
+    log('%s is %s: %o', opts.ref, commit, diff)
+    return { commit, base, cached: false, report, diff, inputs: ran }
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true })
+  }
+}
+

@@ -1,0 +1,42 @@
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { GuardError } from '../errors.js'
+import { deleteRef, listRefs, metadataString, pruneRefsOnly, revParse } from '../ostree.js'
+import { META_INPUTS_SHA256 } from './inputs.js'
+import { deployments } from './sysroot.js'
+
+export interface GcResult {
+  /** Refs commit-hooks made whose commits no deployment uses: deleted (or, dry run, to be). */
+  deleted: string[]
+  /** Refs commit-hooks made that a deployment uses. */
+  kept: string[]
+  /** What `ostree prune --refs-only` said; null on a dry run. */
+  pruned: string | null
+}
+
+/**
+ * Deletes the refs commit-hooks made (recognised by their commit's metadata, not by name) whose
+ * commits no deployment of `sysroot` uses, then runs `ostree prune --refs-only`, which removes
+ * every object no ref reaches (as `ostree admin cleanup` does). Never a ref a deployment uses.
+ */
+export async function gcHookRefs (opts: { repo: string, sysroot?: string, dryRun?: boolean }): Promise<GcResult> {
+  if (!fs.existsSync(join(opts.repo, 'config'))) {
+    throw new GuardError('NOT_A_REPO', `${opts.repo} is not an ostree repository (no config): give the repository's directory`)
+  }
+  const used = new Set(deployments(opts.sysroot ?? '/').map(d => d.commit))
+  if (!opts.dryRun) {
+    try { fs.accessSync(join(opts.repo, 'refs'), fs.constants.W_OK) } catch {
+      throw new GuardError('NO_PERMISSION', `gc changes ${opts.repo}, which this user cannot write: run it as root (or as the repository's owner)`)
+    }
+  }
+  const result: GcResult = { deleted: [], kept: [], pruned: null }
+  for (const ref of await listRefs(opts.repo)) {
+    const commit = await revParse(opts.repo, ref)
+    if (commit === null || await metadataString(opts.repo, commit, META_INPUTS_SHA256) === null) continue
+    if (used.has(commit)) { result.kept.push(ref); continue }
+    if (!opts.dryRun) await deleteRef(opts.repo, ref)
+    result.deleted.push(ref)
+  }
+  if (!opts.dryRun) result.pruned = await pruneRefsOnly(opts.repo)
+  return result
+}

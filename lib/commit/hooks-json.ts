@@ -1,0 +1,64 @@
+import * as fs from 'node:fs'
+import { dirname, join } from 'node:path'
+import type { RunReport } from '../hooks/report.js'
+import type { Sandbox } from '../hooks/sandbox.js'
+import type { Mode } from '../policy.js'
+import { VERSION } from '../version.js'
+
+/** Where commit-hooks records the hooks inside the tree it commits. */
+export const HOOKS_JSON = 'usr/share/rofiles-guard/hooks.json'
+
+/** The provenance commit-hooks writes into the tree: which hooks ran on which base, and what they changed. */
+export interface HooksJson {
+  /** The base commit the hooks ran on. */
+  base: string
+  mode: Mode
+  sandbox: Sandbox
+  /** The rofiles-guard version that ran them. */
+  version: string
+  /** ISO 8601: when the run started. */
+  time: string
+  hooks: Array<{
+    name: string
+    sha256: string
+    exitCode: number | null
+    durationMs: number
+    /** Net changes against the tree before the hook. */
+    changes: { created: string[], modified: string[], removed: string[] }
+  }>
+}
+
+export function hooksJsonOf (base: string, report: RunReport): HooksJson {
+  return {
+    base,
+    mode: report.mode,
+    sandbox: report.sandbox,
+    version: VERSION,
+    time: report.startedAt,
+    hooks: report.hooks.map(h => {
+      const of = (kind: string): string[] => h.activity.changes.filter(c => c.change === kind).map(c => c.path)
+      return { name: h.name, sha256: h.sha256, exitCode: h.exitCode, durationMs: h.durationMs, changes: { created: of('created'), modified: of('modified'), removed: of('removed') } }
+    })
+  }
+}
+
+/**
+ * Writes hooks.json into the checkout at `root`. A hooks.json already there (a base that was
+ * itself made by commit-hooks) is a repository object: it is unlinked, never written in place.
+ */
+export function writeHooksJson (root: string, data: HooksJson): void {
+  const file = join(root, HOOKS_JSON)
+  fs.mkdirSync(dirname(file), { recursive: true, mode: 0o755 })
+  fs.rmSync(file, { force: true })
+  fs.writeFileSync(file, JSON.stringify(data, null, 2) + '\n', { mode: 0o644 })
+}
+
+/** The hooks.json of a deployed tree, or null where it has none. */
+export function readHooksJson (root: string): HooksJson | null {
+  try {
+    return JSON.parse(fs.readFileSync(join(root, HOOKS_JSON), 'utf8')) as HooksJson
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw err
+  }
+}

@@ -1,0 +1,185 @@
+// Hook results as ostree commits, on a real sysroot made with the ostree CLI: provenance in the
+// tree (hooks.json), no work when neither base nor hooks changed, status, and gc of what no
+// deployment uses. S/boot lies on a tmpfs of the test's own: `ostree admin deploy` freezes the
+// filesystem that holds /boot, and the machine's own must never be frozen.
+import { execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { commitHooks, deployments, gcHookRefs, HookFailedError, HOOKS_JSON, type HooksJson } from '../dist/index.js'
+import { cli, expectOneLineError } from './helpers/cli.js'
+import { emptyDir, rmrf, sh } from './helpers/fixture.js'
+import { hooksDir } from './helpers/hooks.js'
+import { expectValidReport } from './helpers/schema.js'
+
+let work: string
+let sysroot: string
+let repo: string
+let log: string
+
+function tree (dir: string, kernel: string, motd: string): void {
+  const w = (rel: string, data: string | Buffer, mode = 0o644): void => {
+    fs.mkdirSync(join(dir, rel, '..'), { recursive: true })
+    fs.writeFileSync(join(dir, rel), data)
+    fs.chmodSync(join(dir, rel), mode)
+  }
+  w('usr/etc/os-release', 'NAME=testos\nID=testos\nPRETTY_NAME="testos"\n')
+  w('usr/etc/app.conf', `motd = ${motd}\n`)
+  w('usr/bin/hello', '#!/bin/sh\necho hello\n', 0o755)
+  w(`usr/lib/modules/${kernel}/vmlinuz`, Buffer.alloc(4096, 1))
+  w(`usr/lib/modules/${kernel}/initramfs.img`, Buffer.alloc(4096, 2))
+}
+
+function commitBase (ref: string, kernel: string, motd: string): string {
+  const t = join(work, `tree-${ref.replace(/\W/g, '-')}`)
+  tree(t, kernel, motd)
+  return sh('ostree', ['commit', `--repo=${repo}`, `--branch=${ref}`, `--tree=dir=${t}`, '-s', ref]).trim()
+}
+
+const fsck = (): void => { sh('ostree', ['fsck', `--repo=${repo}`]) }
+const refs = (): string[] => sh('ostree', ['refs', `--repo=${repo}`]).split('\n').filter(Boolean).sort()
+const deploy = (ref: string): void => { sh('ostree', ['admin', `--sysroot=${sysroot}`, 'deploy', '--os=testos', '--retain', ref]) }
+const hookRuns = (): string[] => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : [])
+
+/** Hooks that log each run outside the root, so a run that did nothing can be told apart. */
+function hooks (version: string): string {
+  const d = hooksDir({
+    '10-motd': `echo "10-motd ${version}" >> ${log}\nsed -i "s/motd = .*/motd = hooked ${version}/" "$ROOTHOOK_ROOT/usr/etc/app.conf"\necho made > "$ROOTHOOK_ROOT/usr/lib/hook-made"`,
+    '20-check': `echo "20-check" >> ${log}\ntest -f "$ROOTHOOK_ROOT/usr/bin/hello"`
+  })
+  return d
+}
+
+beforeAll(() => {
+  work = emptyDir('rg-sysroot-')
+  sysroot = join(work, 'S')
+  fs.mkdirSync(join(sysroot, 'boot'), { recursive: true })
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'rg-boot', join(sysroot, 'boot')])
+  sh('ostree', ['admin', 'init-fs', sysroot])
+  sh('ostree', ['admin', `--sysroot=${sysroot}`, 'os-init', 'testos'])
+  repo = join(sysroot, 'ostree/repo')
+  log = join(work, 'hook-runs.log')
+}, 60_000)
+
+afterAll(() => {
+  try {
+    // Deployment roots are immutable (chattr +i, as ostree makes them): undeploy them first.
+    while (deployments(sysroot).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
+  } finally {
+    try { execFileSync('umount', [join(sysroot, 'boot')]) } finally { rmrf(work) }
+  }
+})
+
+afterEach(() => fsck())
+
+describe('commit-hooks, status and gc on a real sysroot', () => {
+  let baseA = ''
+  let hooksV1 = ''
+
+  it('runs the hooks on base A and commits the result with hooks.json, the base as parent', async () => {
+    baseA = commitBase('base/a', '6.1.0-a', 'a')
+    hooksV1 = hooks('v1')
+    const r = await commitHooks({ repo, base: 'base/a', hooksDir: hooksV1, ref: 'hooks/a' })
+    expect(r.cached).toBe(false)
+    expect(r.base).toBe(baseA)
+    expectValidReport(r.report)
+    expect(sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()).toBe(r.commit)
+    expect(sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a^']).trim()).toBe(baseA)
+    const hj = JSON.parse(sh('ostree', ['cat', `--repo=${repo}`, 'hooks/a', `/${HOOKS_JSON}`])) as HooksJson
+    expect(hj.base).toBe(baseA)
+    expect(hj.mode).toBe('copyup')
+    expect(hj.hooks.map(h => [h.name, h.exitCode])).toEqual([['10-motd', 0], ['20-check', 0]])
+    expect(hj.hooks[0]!.changes).toEqual({ created: ['/usr/lib/hook-made'], modified: ['/usr/etc/app.conf'], removed: [] })
+    expect(sh('ostree', ['cat', `--repo=${repo}`, 'hooks/a', '/usr/etc/app.conf'])).toBe('motd = hooked v1\n')
+    expect(r.diff).toEqual({ added: 4, modified: 1, removed: 0 }) // hook-made, hooks.json and its two directories
+    expect(hookRuns()).toEqual(['10-motd v1', '20-check'])
+    expect(fs.readdirSync(join(repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-'))).toEqual([]) // scratch removed
+  })
+
+  it('deploys, and status names the hooks of the deployment', () => {
+    deploy('hooks/a')
+    const r = cli(['status', '--sysroot', sysroot])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(new RegExp(`^testos [0-9a-f]{64}\\.0: hooks 10-motd \\([0-9a-f]{12}\\), 20-check \\([0-9a-f]{12}\\) on base ${baseA} \\(copyup, rofiles-guard `, 'm'))
+  })
+
+  it('again with the same base and hooks: up to date, no hook runs, nothing is checked out', () => {
+    const before = hookRuns().length
+    const r = cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'hooks/a'])
+    expect(r.status, r.stderr).toBe(0)
+    const commit = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
+    expect(r.stdout.trim()).toBe(`up to date: hooks/a is ${commit} (base and hooks unchanged)`)
+    expect(hookRuns()).toHaveLength(before)
+  })
+
+  it('a changed hook runs again, and is deployed; --force runs even when up to date', async () => {
+    const before = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
+    const v2 = hooks('v2')
+    const r = await commitHooks({ repo, base: 'base/a', hooksDir: v2, ref: 'hooks/a' })
+    expect(r.cached).toBe(false)
+    expect(r.commit).not.toBe(before)
+    expect(hookRuns().slice(-2)).toEqual(['10-motd v2', '20-check'])
+    const forced = await commitHooks({ repo, base: 'base/a', hooksDir: v2, ref: 'hooks/a', force: true })
+    expect(forced.cached).toBe(false)
+    expect(hookRuns().slice(-2)).toEqual(['10-motd v2', '20-check'])
+    deploy('hooks/a')
+  })
+
+  it('a failing hook commits nothing: refs and repository as they were', async () => {
+    const refsBefore = refs().map(ref => `${ref} ${sh('ostree', ['rev-parse', `--repo=${repo}`, ref]).trim()}`)
+    const objects = sh('sh', ['-c', `find '${repo}/objects' -type f | sort | sha256sum`])
+    const failing = hooksDir({ '10-ok': 'true', '20-fail': 'echo no >&2; exit 4' })
+    await expect(commitHooks({ repo, base: 'base/a', hooksDir: failing, ref: 'hooks/failing' })).rejects.toBeInstanceOf(HookFailedError)
+    const r = cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', failing, '--ref', 'hooks/a'])
+    expect(r.status).toBe(1)
+    expect(r.stdout).toContain('nothing committed: hooks/a is unchanged')
+    expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 20-fail failed: exit status 4')
+    expect(refs().map(ref => `${ref} ${sh('ostree', ['rev-parse', `--repo=${repo}`, ref]).trim()}`)).toEqual(refsBefore)
+    expect(sh('sh', ['-c', `find '${repo}/objects' -type f | sort | sha256sum`])).toBe(objects)
+    expect(fs.readdirSync(join(repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-'))).toEqual([])
+  })
+
+  it('base B into hooks/b, deployed beside A: gc removes nothing; after undeploying A it deletes hooks/a only', async () => {
+    commitBase('base/b', '6.1.0-b', 'b')
+    const b = await commitHooks({ repo, base: 'base/b', hooksDir: hooksV1, ref: 'hooks/b' })
+    deploy('hooks/b')
+    const hooksA = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
+    const deployed = deployments(sysroot).map(d => d.commit)
+    expect(deployed).toContain(b.commit)
+    expect(deployed).toContain(hooksA)
+
+    const dry = cli(['gc', '--repo', repo, '--sysroot', sysroot, '--dry-run'])
+    expect(dry.status, dry.stderr).toBe(0)
+    expect(dry.stdout).toContain('kept hooks/a (deployed)')
+    expect(dry.stdout).toContain('kept hooks/b (deployed)')
+    expect((await gcHookRefs({ repo, sysroot })).deleted).toEqual([])
+    for (const ref of ['base/a', 'base/b', 'hooks/a', 'hooks/b']) expect(refs()).toContain(ref)
+
+    // Undeploy every deployment of base A (index order: newest first).
+    for (;;) {
+      const status = sh('ostree', ['admin', `--sysroot=${sysroot}`, 'status'])
+      const lines = status.split('\n').filter(l => /^\S* ?testos [0-9a-f]{64}\.\d+/.test(l.trim()))
+      const idx = lines.findIndex(l => !l.includes(b.commit))
+      if (idx < 0) break
+      sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', String(idx)])
+    }
+    expect(deployments(sysroot).map(d => d.commit)).toEqual([b.commit])
+    const plan = cli(['gc', '--repo', repo, '--sysroot', sysroot, '--dry-run'])
+    expect(plan.stdout).toContain('would delete hooks/a (no deployment uses it)')
+    expect(refs()).toContain('hooks/a') // a dry run changes nothing
+    const r = cli(['gc', '--repo', repo, '--sysroot', sysroot])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain('deleted hooks/a (no deployment uses it)')
+    expect(refs()).not.toContain('hooks/a')
+    expect(refs()).toContain('hooks/b')
+    expect(refs()).toContain('base/a') // not a commit-hooks ref: never gc's to delete
+  })
+
+  it('bad input is one line', () => {
+    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1]))).toMatch(/commit-hooks needs --ref REF/)
+    expect(expectOneLineError(cli(['commit-hooks', '--repo', work, '--base', 'x', '--hooks-dir', hooksV1, '--ref', 'r']))).toMatch(/is not an ostree repository/)
+    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'no/such', '--hooks-dir', hooksV1, '--ref', 'r']))).toMatch(/base no\/such is not a ref or commit of/)
+    expect(expectOneLineError(cli(['status', '--sysroot', work]))).toMatch(/is not an ostree sysroot/)
+    expect(expectOneLineError(cli(['gc']))).toMatch(/gc needs --repo REPO/)
+  })
+})
