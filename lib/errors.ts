@@ -1,3 +1,5 @@
+import { getSystemErrorName } from 'node:util'
+
 /** Every failure the library reports has a stable `code`; the CLI prints `message` as one line. */
 export type GuardErrorCode =
   | 'BAD_ARGUMENT'
@@ -46,14 +48,9 @@ export function isGuardError (err: unknown): err is GuardError {
   return err instanceof GuardError
 }
 
-/** errno name for a negative errno number as FUSE handlers use them. */
+/** The name of a negative errno (as FUSE handlers return them): ENOENT, EROFS, ...; E<n> for one
+ *  Node has no name for. */
 export function errnoName (negErrno: number): string {
-  return ERRNO_NAMES[-negErrno] ?? `E${-negErrno}`
-}
-
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 5: 'EIO', 9: 'EBADF', 12: 'ENOMEM', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST',
-  18: 'EXDEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 24: 'EMFILE', 26: 'ETXTBSY', 27: 'EFBIG',
-  28: 'ENOSPC', 30: 'EROFS', 31: 'EMLINK', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS',
-  39: 'ENOTEMPTY', 40: 'ELOOP', 61: 'ENODATA', 95: 'EOPNOTSUPP', 107: 'ENOTCONN', 122: 'EDQUOT'
+  const name = getSystemErrorName(negErrno < 0 ? negErrno : -negErrno)
+  return /^E[A-Z0-9]+$/.test(name) ? name : `E${Math.abs(negErrno)}`
 }

@@ -15,6 +15,12 @@ const EROFS = -30
 const EIO = -5
 const ERANGE = -34
 const S_ISGID = 0o2000
+/** The binding's per-open flags (native-bindings.d.ts, open). */
+const KEEP_CACHE = 1
+const DIRECT_IO = 2
+
+/** The backing file is opened without O_DIRECT: libfuse's buffers need not be aligned as it wants. */
+const backingFlags = (flags: number): number => flags & ~C.O_DIRECT
 /** How the backing path of a hidden file (see Handles) looks. */
 const HIDDEN_FD = /^\/proc\/self\/fd\/\d+$/
 
@@ -77,9 +83,13 @@ export function makeOps (ctx: OpsContext): FuseOps {
     return typeof st === 'number' ? null : toState(st, () => fs.readlinkSync(rp), xattrLines(rp))
   }
 
-  /** Open flags for the binding: keep the page cache unless stale handles could refill it. */
-  function cacheFlags (path: string): number {
-    return handles.keepCache(path) ? 1 : 0
+  /**
+   * Open flags for the binding: keep the page cache unless stale handles could refill it; for an
+   * O_DIRECT open, no page cache at all (direct_io): the caller's I/O goes straight to us.
+   */
+  function openFlags (path: string, flags: number): number {
+    if (flags & C.O_DIRECT) return DIRECT_IO
+    return handles.keepCache(path) ? KEEP_CACHE : 0
   }
 
   function isObject (st: BigInt64Array): boolean {
@@ -238,25 +248,25 @@ export function makeOps (ctx: OpsContext): FuseOps {
       ctx.beforeOpen?.()
       if (!opensForWrite(flags)) {
         let fd
-        try { fd = fs.openSync(real(path), flags) } catch (err) { return cb(errnoOf(err)) }
-        return cb(0, fd, cacheFlags(path))
+        try { fd = fs.openSync(real(path), backingFlags(flags)) } catch (err) { return cb(errnoOf(err)) }
+        return cb(0, fd, openFlags(path, flags))
       }
       let fd = -1
-      guarded('open', 'write-open', path, rp => attempt(() => { fd = fs.openSync(rp, flags) }), r => {
+      guarded('open', 'write-open', path, rp => attempt(() => { fd = fs.openSync(rp, backingFlags(flags)) }), r => {
         if (r < 0) return cb(r)
-        cb(0, fd, cacheFlags(path))
+        cb(0, fd, openFlags(path, flags))
       })
     },
 
     create (path, fmode, flags, cb) {
       let fd = -1
       const who = ctx.caller()
-      creating('create', path, rp => { fd = fs.openSync(rp, flags | C.O_CREAT, fmode) }, who, r => {
+      creating('create', path, rp => { fd = fs.openSync(rp, backingFlags(flags) | C.O_CREAT, fmode) }, who, r => {
         if (r < 0) {
           if (fd >= 0) fs.closeSync(fd)
           return cb(r)
         }
-        cb(0, fd, cacheFlags(path))
+        cb(0, fd, openFlags(path, flags))
       })
     },
 
