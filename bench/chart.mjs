@@ -30,7 +30,7 @@ function legend (series, width, top) {
 }
 
 export function barChart ({ title, groups, series }) {
-  const W = Math.max(60 + groups.length * (series.length * 14 + 24) + 120, 640)
+  const W = Math.max(60 + groups.length * (series.length * 14 + 24) + 150, 640) // room for the last rotated label
   const rowsH = Math.ceil(series.length / Math.max(1, Math.floor((W - 70) / LEGEND_ENTRY))) * 16
   const H = 410 + rowsH
   const y0 = 290; const y1 = 40
@@ -59,7 +59,7 @@ export function barChart ({ title, groups, series }) {
  * around a line at 1.0, each bar with the range of its per-round ratios.
  */
 export function ratioChart ({ title, groups, series }) {
-  const W = Math.max(60 + groups.length * (series.length * 16 + 24) + 60, 640)
+  const W = Math.max(60 + groups.length * (series.length * 16 + 24) + 150, 640) // room for the last rotated label
   const rowsH = Math.ceil(series.length / Math.max(1, Math.floor((W - 70) / LEGEND_ENTRY))) * 16
   const H = 410 + rowsH
   const y0 = 290; const y1 = 40

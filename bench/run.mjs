@@ -32,6 +32,7 @@ copyup). Rounds interleave the targets, so that a slow moment of the machine hit
   --out DIR          where results go (default ${join(CACHE, 'results')})
   --save             also write them to bench/results/ in the repository (the committed figures)
   --wide             the table with every target and its spread (default: fits 100 columns)
+  --charts FILE      only draw the charts of a saved run (its JSON) again, beside it
   -h, --help         this help
 
 Fixtures are built once and kept in ${CACHE} (about 200 MB for usr-include; gen-100000 about
@@ -57,6 +58,7 @@ try {
       out: { type: 'string' },
       save: { type: 'boolean' },
       wide: { type: 'boolean' },
+      charts: { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     },
     strict: true,
@@ -82,7 +84,7 @@ const scalingText = opt['no-scaling'] ? '' : (opt.scaling ?? (quick ? '1000,1000
 if (scalingText && !/^[1-9]\d*(,[1-9]\d*)*$/.test(scalingText)) fail(`--scaling ${scalingText}: give tree sizes, say 1000,10000`)
 const scaling = scalingText ? scalingText.split(',').map(Number) : []
 const outDirs = [opt.out ?? join(CACHE, 'results'), ...(opt.save ? [COMMITTED] : [])]
-if (process.getuid() !== 0) fail('run it as root: it mounts FUSE filesystems and drops the page cache', 1)
+if (!opt.charts && process.getuid() !== 0) fail('run it as root: it mounts FUSE filesystems and drops the page cache', 1)
 
 function progress (s) { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) process.stderr.write(`${s}\n`) }
 const median = a => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
@@ -183,6 +185,47 @@ function table (results, wide) {
   return rows.map(r => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ')).join('\n')
 }
 
+/** The SVG charts of a run's report, by file name. */
+function drawCharts (report) {
+  const label = id => WORKLOADS.find(w => w.id === id)?.label ?? id
+  const ids = Object.keys(report.results)
+  const roundsNote = report.runs === 1 ? '1 round, no warm-up: noise' : `median of ${report.runs} rounds`
+  const out = {
+    'chart.svg': barChart({
+      title: `seconds per workload, log scale: lower is better (${report.source}, ${roundsNote})`,
+      groups: ids.map(w => ({ label: label(w), values: Object.fromEntries(report.targets.map(t => [t, report.results[w][t]?.median])) })),
+      series: report.targets.map(t => ({ id: t, label: TARGETS[t]?.label ?? t }))
+    }),
+    'ratios.svg': ratioChart({
+      title: 'rofiles-guard (deny) against rofiles-fuse and against native: below 1 is faster',
+      groups: ids.map(w => ({ label: label(w), values: { 'rofiles-fuse': ratio(report.results[w]['guard-deny'], report.results[w]['rofiles-fuse']), native: ratio(report.results[w]['guard-deny'], report.results[w].native) } })),
+      series: [{ id: 'rofiles-fuse', label: 'rofiles-guard deny / rofiles-fuse' }, { id: 'native', label: 'rofiles-guard deny / native' }]
+    })
+  }
+  if (report.scaling) {
+    const sizes = Object.keys(report.scaling).map(Number)
+    const st = ['native', 'rofiles-fuse', 'guard-deny'].filter(t => report.targets.includes(t))
+    for (const w of ['walk', 'read']) {
+      out[`scaling-${w}.svg`] = lineChart({
+        title: `${label(w)}: seconds by tree size (log-log; lower is better)`,
+        xLabel: 'files in the tree',
+        points: Object.fromEntries(st.map(t => [t, sizes.map(n => [n, report.scaling[n][w][t].median])])),
+        series: st.map(t => ({ id: t, label: TARGETS[t].label }))
+      })
+    }
+  }
+  return out
+}
+
+if (opt.charts) {
+  let saved
+  try { saved = JSON.parse(fs.readFileSync(opt.charts, 'utf8')) } catch (err) { fail(`--charts ${opt.charts}: ${err.code === 'ENOENT' ? 'no such file' : 'not a saved run (JSON)'}`) }
+  const dir = join(opt.charts, '..')
+  for (const [name, svg] of Object.entries(drawCharts(saved))) fs.writeFileSync(join(dir, name), svg)
+  process.stdout.write(`drew the charts of ${opt.charts} again in ${dir}\n`)
+  process.exit(0)
+}
+
 const started = new Date()
 const r = repoFor(source)
 const files = fileCount(join(r.repo, 'objects'))
@@ -228,29 +271,7 @@ const report = {
   machine: { node: process.version, cpus: cpus().length, kernel: fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim() }
 }
 const stamp = started.toISOString().replace(/[:.]/g, '-')
-const charts = {
-  'chart.svg': barChart({
-    title: `median seconds per workload, log scale: lower is better (${source}, ${roundsText.split(':')[0]})`,
-    groups: workloads.filter(w => results[w.id]).map(w => ({ label: w.label, values: Object.fromEntries(targets.map(t => [t, results[w.id][t]?.median])) })),
-    series: targets.map(t => ({ id: t, label: TARGETS[t].label }))
-  }),
-  'ratios.svg': ratioChart({
-    title: 'rofiles-guard (deny) against rofiles-fuse and against native: below 1 is faster',
-    groups: workloads.filter(w => results[w.id]).map(w => ({ label: w.label, values: { 'rofiles-fuse': ratio(results[w.id]['guard-deny'], results[w.id]['rofiles-fuse']), native: ratio(results[w.id]['guard-deny'], results[w.id].native) } })),
-    series: [{ id: 'rofiles-fuse', label: 'rofiles-guard deny / rofiles-fuse' }, { id: 'native', label: 'rofiles-guard deny / native' }]
-  })
-}
-if (scalingResults) {
-  const st = ['native', 'rofiles-fuse', 'guard-deny'].filter(t => targets.includes(t))
-  for (const w of ['walk', 'read']) {
-    charts[`scaling-${w}.svg`] = lineChart({
-      title: `${w === 'walk' ? 'stat walk' : 'read all'}: seconds by tree size (log-log; lower is better)`,
-      xLabel: 'files in the tree',
-      points: Object.fromEntries(st.map(t => [t, scaling.map(n => [n, scalingResults[n][w][t].median])])),
-      series: st.map(t => ({ id: t, label: TARGETS[t].label }))
-    })
-  }
-}
+const charts = drawCharts(report)
 for (const dir of outDirs) {
   fs.mkdirSync(dir, { recursive: true })
   fs.writeFileSync(join(dir, `bench-${stamp}.json`), JSON.stringify(report, null, 2) + '\n')
