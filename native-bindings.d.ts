@@ -74,7 +74,8 @@ declare module 'fuse-native' {
      * refused), and queues what it did for drainEvents(). Copy-ups, libfuse's .fuse_hidden names
      * and opens while stale pages may be cached still go to the JS handlers.
      */
-    nativePolicy?: 'deny' | 'copyup' | 'readonly'
+    /** A mode's code (native/guard-abi.h, lib/native/abi.ts MODE_CODES). */
+    nativePolicy?: number
     /** Called (coalesced) on the JS thread when native events are waiting in drainEvents(). */
     onNativeEvents?: () => void
     /** Called on the JS thread once the FUSE loop has ended (unmounted from outside or aborted). */

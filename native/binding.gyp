@@ -1,7 +1,7 @@
 {
   "targets": [{
     "target_name": "sysops",
-    "sources": ["sysops.c", "copyup.c"],
+    "sources": ["sysops.c", "copyup.c", "policy.c", "abi.c"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
   }, {
     "target_name": "hook-exec",

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <linux/fs.h>
 #include "copyup.h"
+#include "guard-abi.h"
 #include <unistd.h>
 
 #define PATH_BUF 4096
@@ -63,19 +64,11 @@ static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   char var[PATH_BUF]; \
   { int e_ = get_str(env, argv[i], var, sizeof(var)); if (e_) return ret_int(env, e_); }
 
-static void fill_stat(int64_t *v, const struct stat *st) {
-  v[0] = st->st_mode; v[1] = st->st_uid; v[2] = st->st_gid; v[3] = st->st_size;
-  v[4] = (int64_t) st->st_dev; v[5] = (int64_t) st->st_nlink; v[6] = (int64_t) st->st_ino;
-  v[7] = (int64_t) st->st_rdev; v[8] = st->st_blksize; v[9] = st->st_blocks;
-  v[10] = st->st_atim.tv_sec; v[11] = st->st_atim.tv_nsec;
-  v[12] = st->st_mtim.tv_sec; v[13] = st->st_mtim.tv_nsec;
-  v[14] = st->st_ctim.tv_sec; v[15] = st->st_ctim.tv_nsec;
-}
 
 static napi_value stat_into(napi_env env, napi_value arr, const struct stat *st) {
   void *data; size_t len;
   if (get_bytes(env, arr, &data, &len) || len < 16 * 8 || data == NULL) return ret_int(env, -EINVAL);
-  fill_stat((int64_t *) data, st);
+  rg_stat_to_slots((int64_t *) data, st);
   return ret_int(env, 0);
 }
 
@@ -299,6 +292,37 @@ static void export_int(napi_env env, napi_value exports, const char *name, int64
   napi_set_named_property(env, exports, name, ret_int(env, v));
 }
 
+// decide(cls, mode, isObject): rg_decide, for the test that proves it agrees with lib/policy.ts.
+static napi_value m_decide(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  int32_t cls = 0, mode = 0;
+  bool obj = false;
+  napi_get_value_int32(env, argv[0], &cls);
+  napi_get_value_int32(env, argv[1], &mode);
+  napi_get_value_bool(env, argv[2], &obj);
+  return ret_int(env, rg_decide((enum rg_op_class) cls, (enum rg_mode) mode, obj));
+}
+
+// abi: every table of guard-abi.h as { name: number } objects, so TypeScript states none itself.
+static napi_value abi_object(napi_env env) {
+  napi_value abi, t;
+  napi_create_object(env, &abi);
+#define RG_TABLE(table) napi_create_object(env, &t); napi_set_named_property(env, abi, table, t);
+#define RG_ENTRY(name, value) napi_set_named_property(env, t, #name, ret_int(env, value));
+#define RG_SLOT(name) RG_ENTRY(name, RG_ST_##name)
+  RG_TABLE("stat") RG_STAT_SLOTS(RG_SLOT)
+  RG_TABLE("modes") RG_MODES(RG_ENTRY)
+  RG_TABLE("outcomes") RG_OUTCOMES(RG_ENTRY)
+  RG_TABLE("openFlags") RG_OPEN_FLAGS(RG_ENTRY)
+  RG_TABLE("decisions") RG_DECISIONS(RG_ENTRY)
+  RG_TABLE("opClasses") RG_OP_CLASSES(RG_ENTRY)
+#undef RG_SLOT
+#undef RG_ENTRY
+#undef RG_TABLE
+  napi_set_named_property(env, abi, "statSlots", ret_int(env, RG_ST_SLOTS));
+  return abi;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "lstat", m_lstat);
   export_fn(env, exports, "fstat", m_fstat);
@@ -320,6 +344,8 @@ static napi_value init(napi_env env, napi_value exports) {
   export_int(env, exports, "XATTR_CREATE", XATTR_CREATE);
   export_int(env, exports, "XATTR_REPLACE", XATTR_REPLACE);
   export_int(env, exports, "O_PATH", O_PATH);
+  export_fn(env, exports, "decide", m_decide);
+  napi_set_named_property(env, exports, "abi", abi_object(env));
   return exports;
 }
 

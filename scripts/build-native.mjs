@@ -23,7 +23,7 @@ const copyDir = join(nativeDir, 'build', 'fuse-native')
 /** The files of fuse-native the build needs; the patch changes some of them. */
 const FUSE_FILES = ['package.json', 'index.js', 'fuse-native.c', 'semaphore.h', 'binding.gyp']
 /** Our C shared by both addons; the patched binding compiles it too. */
-const SHARED = ['copyup.c', 'copyup.h']
+const SHARED = ['copyup.c', 'copyup.h', 'policy.c', 'abi.c', 'guard-abi.h', 'guard.c']
 
 function fail (msg) {
   console.error(`rofiles-guard: ${msg}`)

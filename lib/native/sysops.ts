@@ -30,13 +30,13 @@ export interface SysOps {
   readonly XATTR_REPLACE: number
   /** Linux O_PATH (not in Node's fs.constants): a handle on an inode that does not open the file. */
   readonly O_PATH: number
+  /** rg_decide of native/policy.c (codes of native/guard-abi.h). */
+  decide(cls: number, mode: number, isObject: boolean): number
+  /** The tables of native/guard-abi.h, name to number. */
+  readonly abi: { stat: Record<string, number>, statSlots: number, modes: Record<string, number>, outcomes: Record<string, number>, openFlags: Record<string, number>, decisions: Record<string, number>, opClasses: Record<string, number> }
 }
 
-/** Slots of the int64 stat layout shared by sysops.lstat and the patched fuse-native. */
-export const ST = {
-  mode: 0, uid: 1, gid: 2, size: 3, dev: 4, nlink: 5, ino: 6, rdev: 7, blksize: 8, blocks: 9,
-  atimeSec: 10, atimeNsec: 11, mtimeSec: 12, mtimeNsec: 13, ctimeSec: 14, ctimeNsec: 15
-} as const
+export { ST } from './abi.js'
 
 let cached: SysOps | undefined
 

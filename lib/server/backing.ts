@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import { constants as C } from 'node:fs'
 import { getXattr, listXattrs, sysops, ST } from '../native/sysops.js'
+import { STAT_SLOTS } from '../native/abi.js'
 import type { NativePrior } from 'fuse-native'
 import type { PathState } from './journal.js'
 
@@ -25,7 +26,7 @@ export class Backing {
   /** What a path of the mount is now, for the journal's net effect. */
   state (p: string): PathState | null {
     const rp = this.path(p)
-    const st = new BigInt64Array(16)
+    const st = new BigInt64Array(STAT_SLOTS)
     return sysops().lstat(rp, st) < 0 ? null : toState(st, () => fs.readlinkSync(rp), xattrLines(rp))
   }
 }

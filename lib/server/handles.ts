@@ -1,5 +1,6 @@
 import * as fs from 'node:fs'
 import { sysops, ST } from '../native/sysops.js'
+import { STAT_SLOTS } from '../native/abi.js'
 
 /** libfuse 2 renames a file that is unlinked while open to this name in the same directory. */
 const HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/
@@ -104,7 +105,7 @@ export class Handles {
   }
 
   private inodeOfFd (fd: number): string | null {
-    const st = new BigInt64Array(16)
+    const st = new BigInt64Array(STAT_SLOTS)
     return sysops().fstat(fd, st) === 0 ? inode(st) : null
   }
 

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process'
 import { rmdirSync } from 'node:fs'
 import { loadFuse } from '../native/fuse.js'
+import { MODE_CODES, OUTCOMES } from '../native/abi.js'
 import { mayAllowOther } from '../mount/preflight.js'
 import { unmountCommand } from '../mount/unmount.js'
 import { GuardError, errnoName } from '../errors.js'
@@ -16,6 +17,8 @@ import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessag
 
 const log = logger('server')
 const DRAIN_MS = 5
+/** A native event's outcome as the journal names it. */
+const OUTCOME_NAMES: Record<number, string> = { [OUTCOMES.done]: 'ok', [OUTCOMES.refused]: 'denied', [OUTCOMES.copiedUp]: 'copied-up' }
 
 function send (msg: ServerMessage): void {
   if (process.connected && process.send) process.send(msg)
@@ -79,7 +82,7 @@ function main (): void {
     // decides itself the changes that need no copy-up; JS gets what it did as events.
     // ROFILES_GUARD_NATIVE=0 serves everything from the TypeScript handlers (the reference
     // implementation): for debugging, and to measure what the native layer gains.
-    ...(process.env.ROFILES_GUARD_NATIVE === '0' ? {} : { passthroughRoot: config.root, nativePolicy: config.mode }),
+    ...(process.env.ROFILES_GUARD_NATIVE === '0' ? {} : { passthroughRoot: config.root, nativePolicy: MODE_CODES[config.mode] }),
     // Batched: a burst of native requests wakes this thread once per DRAIN_MS, not per request.
     onNativeEvents: () => { drainTimer ??= setTimeout(drainNative, DRAIN_MS) },
     extraOptions: [
@@ -105,7 +108,7 @@ function main (): void {
     const { events, dropped } = fuse.drainEvents()
     for (const e of events) {
       if (e.op === 'copyup') { handles.copiedUpNative(e.path, e.path2 ?? ''); continue }
-      const outcome = e.outcome === 0 ? 'ok' : e.outcome === 1 ? 'denied' : e.outcome === 2 ? 'copied-up' : errnoName(e.outcome)
+      const outcome = OUTCOME_NAMES[e.outcome] ?? errnoName(e.outcome)
       journal.record(e.op, e.path, outcome, e.path2 ?? undefined, nativeState(e.prior), nativeState(e.prior2))
     }
     journal.lost(dropped)

@@ -4,6 +4,7 @@ import { dirname } from 'node:path'
 import type { FuseOps } from 'fuse-native'
 import { decide, isObjectMode, opensForWrite, type Mode, type OpClass } from '../policy.js'
 import { sysops, getXattr, listXattrs, ST } from '../native/sysops.js'
+import { OPEN_FLAGS, STAT_SLOTS } from '../native/abi.js'
 import { errnoName } from '../errors.js'
 import { copyUp } from './copyup.js'
 import type { Journal } from './journal.js'
@@ -15,9 +16,6 @@ const EROFS = -30
 const EIO = -5
 const ERANGE = -34
 const S_ISGID = 0o2000
-/** The binding's per-open flags (native-bindings.d.ts, open). */
-const KEEP_CACHE = 1
-const DIRECT_IO = 2
 
 /** The backing file is opened without O_DIRECT: libfuse's buffers need not be aligned as it wants. */
 const backingFlags = (flags: number): number => flags & ~C.O_DIRECT
@@ -72,7 +70,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
 
   /** lstat of a backing path; a hidden file's /proc link is followed to the file itself. */
   function lstat (rp: string): BigInt64Array | number {
-    const st = new BigInt64Array(16)
+    const st = new BigInt64Array(STAT_SLOTS)
     const r = isHidden(rp) ? s.fstat(Number(rp.slice('/proc/self/fd/'.length)), st) : s.lstat(rp, st)
     return r < 0 ? r : st
   }
@@ -88,8 +86,8 @@ export function makeOps (ctx: OpsContext): FuseOps {
    * O_DIRECT open, no page cache at all (direct_io): the caller's I/O goes straight to us.
    */
   function openFlags (path: string, flags: number): number {
-    if (flags & C.O_DIRECT) return DIRECT_IO
-    return handles.keepCache(path) ? KEEP_CACHE : 0
+    if (flags & C.O_DIRECT) return OPEN_FLAGS.directIo
+    return handles.keepCache(path) ? OPEN_FLAGS.keepCache : 0
   }
 
   function isObject (st: BigInt64Array): boolean {
@@ -211,7 +209,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
     },
 
     fgetattr (path, fd, cb) {
-      const st = new BigInt64Array(16)
+      const st = new BigInt64Array(STAT_SLOTS)
       const r = s.fstat(fd, st)
       if (r < 0) return cb(r)
       cb(0, st)
@@ -295,7 +293,7 @@ export function makeOps (ctx: OpsContext): FuseOps {
     ftruncate (path, fd, size, cb) {
       // The descriptor was opened for writing through the guard, but the file may have become
       // an object since (a hook hardlinked it): the rule is checked at the moment of the call.
-      const st = new BigInt64Array(16)
+      const st = new BigInt64Array(STAT_SLOTS)
       const r = s.fstat(fd, st)
       if (r < 0) return cb(r)
       if (path === null || !isObjectAt(real(path), st)) {
