@@ -94,6 +94,20 @@ const median = a => { const s = [...a].sort((x, y) => x - y); const m = s.length
  * targets rotates from round to round. With a warm-up, round 0 is run and not kept. Samples are
  * kept in round order, so sample i of two targets comes from the same round.
  */
+/** What is mounted and checked out right now, so that an interrupted run leaves nothing behind. */
+let current = null
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(sig, () => {
+    if (current) {
+      try { TARGETS[current.t].unmount(current.dir) } catch { /* gone already */ }
+      fs.rmSync(current.co, { recursive: true, force: true })
+      if (current.dir !== current.co) fs.rmSync(current.dir, { recursive: true, force: true })
+    }
+    process.stderr.write(`\nbench: ${sig}: stopped, nothing left mounted\n`)
+    process.exit(code)
+  })
+}
+
 function measure (r, names, wls, measured, warmUp, label) {
   const samples = {}
   const disk = {}
@@ -106,6 +120,7 @@ function measure (r, names, wls, measured, warmUp, label) {
     for (const t of order) {
       const co = freshCheckout(r, `co-${t}`)
       const dir = TARGETS[t].mount(co)
+      current = { t, co, dir }
       try {
         for (const [wi, w] of wls.entries()) {
           k++
@@ -127,6 +142,7 @@ function measure (r, names, wls, measured, warmUp, label) {
         TARGETS[t].unmount(dir)
         fs.rmSync(co, { recursive: true, force: true })
         if (dir !== co) fs.rmSync(dir, { recursive: true, force: true })
+        current = null
       }
     }
   }

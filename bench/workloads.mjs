@@ -59,13 +59,18 @@ export const WORKLOADS = [
   {
     id: 'read-big',
     label: 'read 256 MiB (cold)',
-    // Made in the backing checkout, not through the target: only the read is measured.
-    // Then written back and read once, so every target starts the same way: in the host's cache
-    // (a VM's disk is cached by its host) and out of this machine's (cold: dropped before run).
-    before: (d, i, ctx) => { spawnSync('sh', ['-c', `head -c 268435456 /dev/zero > '${ctx.co}/.bigr${i}' && sync && cat '${ctx.co}/.bigr${i}' > /dev/null`]) },
+    // One file for the whole run, made once in the fixture directory (the checkouts' filesystem),
+    // written back and read once, then hardlinked into each checkout: no measurement competes
+    // with the host still writing the file, every target starts with it in the host's cache (a
+    // VM's disk is cached by its host) and, caches dropped before the run, out of this machine's.
+    before: (d, i, ctx) => {
+      const file = join(ctx.cache, 'read-256MiB.bin')
+      if (!fs.existsSync(file)) spawnSync('sh', ['-c', `head -c 268435456 /dev/zero > '${file}.tmp' && sync && cat '${file}.tmp' > /dev/null && mv '${file}.tmp' '${file}'`])
+      fs.linkSync(file, join(ctx.co, '.bigr'))
+    },
     cold: true,
-    run: (d, i) => sh(`cat '${d}/.bigr${i}' > /dev/null`),
-    after: (d, i, ctx) => fs.rmSync(join(ctx.co, `.bigr${i}`), { force: true })
+    run: d => sh(`cat '${d}/.bigr' > /dev/null`),
+    after: (d, i, ctx) => fs.rmSync(join(ctx.co, '.bigr'), { force: true })
   },
   {
     id: 'copyup',
