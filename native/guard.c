@@ -83,6 +83,18 @@ static void rg_prior (fuse_thread_t *ft, const char *path, rg_prior_t *p);
 static void rg_prior_free (rg_prior_t *p);
 #define RG_TO_JS 1 // not an errno: "let JS handle this request"
 
+// The start of every change to an existing path's data or attributes (as rofiles-fuse has one
+// check at each writing entry point): take the path's prior state for the journal, decide
+// (rg_attr_decision: refuse, copy up first, or pass), and hand the request to JS where the
+// native layer does not serve it. What follows runs only when the change is to be made here.
+#define RG_CHANGE(op, js_call) \
+  fuse_thread_t *ft = pt_ft(); \
+  int copied; \
+  rg_prior_t pr; \
+  rg_prior(ft, path, &pr); \
+  int d = rg_attr_decision(ft, path, (op), &copied); \
+  if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? (js_call) : d; }
+
 static int pt_getattr (const char *path, struct stat *st) {
   if (pt_is_hidden(path)) return fuse_native_getattr(path, st);
   return fstatat(pt_ft()->root_fd, pt_rel(path), st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
@@ -162,24 +174,23 @@ static int rg_backing_flags (struct fuse_file_info *fi) {
   return fi->flags & ~O_DIRECT;
 }
 
+// An open that can change the file: a change like any other (RG_CHANGE), then the open.
+static int pt_open_write (const char *path, struct fuse_file_info *fi) {
+  RG_CHANGE("open", fuse_native_open(path, fi))
+  int wfd = openat(ft->root_fd, pt_rel(path), rg_backing_flags(fi));
+  if (wfd < 0) return rg_done_c(ft, "open", path, copied, -errno, &pr);
+  fi->fh = wfd;
+  fi->keep_cache = !fi->direct_io; // a copy's data is the object's at this moment
+  return rg_done_c(ft, "open", path, copied, 0, &pr);
+}
+
 static int pt_open (const char *path, struct fuse_file_info *fi) {
   fuse_thread_t *ft = pt_ft();
   int writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_APPEND));
   if ((writes && ft->policy < 0) || __atomic_load_n(&ft->js_opens, __ATOMIC_ACQUIRE) > 0 || pt_is_hidden(path)) {
     return fuse_native_open(path, fi);
   }
-  if (writes) {
-    int copied;
-    rg_prior_t pr;
-    rg_prior(ft, path, &pr);
-    int d = rg_attr_decision(ft, path, "open", &copied);
-    if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? fuse_native_open(path, fi) : d; }
-    int wfd = openat(ft->root_fd, pt_rel(path), rg_backing_flags(fi));
-    if (wfd < 0) return rg_done_c(ft, "open", path, copied, -errno, &pr);
-    fi->fh = wfd;
-    fi->keep_cache = !fi->direct_io; // a copy's data is the object's at this moment
-    return rg_done_c(ft, "open", path, copied, 0, &pr);
-  }
+  if (writes) return pt_open_write(path, fi);
   int fd = openat(ft->root_fd, pt_rel(path), rg_backing_flags(fi));
   if (fd < 0) return -errno;
   fi->fh = fd;
@@ -392,42 +403,22 @@ static int rg_done (fuse_thread_t *ft, const char *op, const char *path, int r, 
 }
 
 static int pt_chmod (const char *path, mode_t mode) {
-  fuse_thread_t *ft = pt_ft();
-  int copied;
-  rg_prior_t pr;
-  rg_prior(ft, path, &pr);
-  int d = rg_attr_decision(ft, path, "chmod", &copied);
-  if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? fuse_native_chmod(path, mode) : d; }
+  RG_CHANGE("chmod", fuse_native_chmod(path, mode))
   return rg_done_c(ft, "chmod", path, copied, fchmodat(ft->root_fd, pt_rel(path), mode, 0) < 0 ? -errno : 0, &pr);
 }
 
 static int pt_chown (const char *path, uid_t uid, gid_t gid) {
-  fuse_thread_t *ft = pt_ft();
-  int copied;
-  rg_prior_t pr;
-  rg_prior(ft, path, &pr);
-  int d = rg_attr_decision(ft, path, "chown", &copied);
-  if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? fuse_native_chown(path, uid, gid) : d; }
+  RG_CHANGE("chown", fuse_native_chown(path, uid, gid))
   return rg_done_c(ft, "chown", path, copied, fchownat(ft->root_fd, pt_rel(path), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0, &pr);
 }
 
 static int pt_utimens (const char *path, const struct timespec tv[2]) {
-  fuse_thread_t *ft = pt_ft();
-  int copied;
-  rg_prior_t pr;
-  rg_prior(ft, path, &pr);
-  int d = rg_attr_decision(ft, path, "utimens", &copied);
-  if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? fuse_native_utimens(path, tv) : d; }
+  RG_CHANGE("utimens", fuse_native_utimens(path, tv))
   return rg_done_c(ft, "utimens", path, copied, utimensat(ft->root_fd, pt_rel(path), tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0, &pr);
 }
 
 static int pt_truncate (const char *path, off_t size) {
-  fuse_thread_t *ft = pt_ft();
-  int copied;
-  rg_prior_t pr;
-  rg_prior(ft, path, &pr);
-  int d = rg_attr_decision(ft, path, "truncate", &copied);
-  if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? fuse_native_truncate(path, size) : d; }
+  RG_CHANGE("truncate", fuse_native_truncate(path, size))
   pt_at_t a;
   int r = pt_at_open(&a, path);
   if (r == 0) {
@@ -438,12 +429,7 @@ static int pt_truncate (const char *path, off_t size) {
 }
 
 static int pt_setxattr (const char *path, const char *name, const char *value, size_t size, int flags) {
-  fuse_thread_t *ft = pt_ft();
-  int copied;
-  rg_prior_t pr;
-  rg_prior(ft, path, &pr);
-  int d = rg_attr_decision(ft, path, "setxattr", &copied);
-  if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? fuse_native_setxattr(path, name, value, size, flags) : d; }
+  RG_CHANGE("setxattr", fuse_native_setxattr(path, name, value, size, flags))
   pt_at_t a;
   int r = pt_at_open(&a, path);
   if (r == 0) {
@@ -454,12 +440,7 @@ static int pt_setxattr (const char *path, const char *name, const char *value, s
 }
 
 static int pt_removexattr (const char *path, const char *name) {
-  fuse_thread_t *ft = pt_ft();
-  int copied;
-  rg_prior_t pr;
-  rg_prior(ft, path, &pr);
-  int d = rg_attr_decision(ft, path, "removexattr", &copied);
-  if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? fuse_native_removexattr(path, name) : d; }
+  RG_CHANGE("removexattr", fuse_native_removexattr(path, name))
   pt_at_t a;
   int r = pt_at_open(&a, path);
   if (r == 0) {
