@@ -179,7 +179,7 @@ async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandb
  */
 export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   const mode = checkMode(opts.mode)
-  checkSystem() // not root, no /dev/fuse, ...: say so before anything else
+  checkSystem() // no /dev/fuse or no access to it, no fusermount3, ...: say so before anything else
   const sandbox = opts.sandbox ?? 'none'
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
   const timeoutMs = checkTimeout(opts.timeoutMs)
