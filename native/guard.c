@@ -72,6 +72,14 @@ static int pt_at_open (pt_at_t *a, const char *path) {
   return 0;
 }
 
+// `call` (an expression on `at`, a short path to `path`: see pt_at_open) for a change that has no
+// *at form; 0 or -errno.
+#define RG_AT(path, call) ({ \
+  pt_at_t a_; \
+  int r_ = pt_at_open(&a_, (path)); \
+  if (r_ == 0) { const char *at = a_.p; r_ = (call) < 0 ? -errno : 0; pt_at_close(&a_); } \
+  r_; })
+
 // libfuse's name for an open file that was unlinked: only JS knows where it is now.
 static int pt_is_hidden (const char *path) {
   return strstr(path, "/.fuse_hidden") != NULL;
@@ -419,35 +427,17 @@ static int pt_utimens (const char *path, const struct timespec tv[2]) {
 
 static int pt_truncate (const char *path, off_t size) {
   RG_CHANGE("truncate", fuse_native_truncate(path, size))
-  pt_at_t a;
-  int r = pt_at_open(&a, path);
-  if (r == 0) {
-    r = truncate(a.p, size) < 0 ? -errno : 0;
-    pt_at_close(&a);
-  }
-  return rg_done_c(ft, "truncate", path, copied, r, &pr);
+  return rg_done_c(ft, "truncate", path, copied, RG_AT(path, truncate(at, size)), &pr);
 }
 
 static int pt_setxattr (const char *path, const char *name, const char *value, size_t size, int flags) {
   RG_CHANGE("setxattr", fuse_native_setxattr(path, name, value, size, flags))
-  pt_at_t a;
-  int r = pt_at_open(&a, path);
-  if (r == 0) {
-    r = lsetxattr(a.p, name, value, size, flags) < 0 ? -errno : 0;
-    pt_at_close(&a);
-  }
-  return rg_done_c(ft, "setxattr", path, copied, r, &pr);
+  return rg_done_c(ft, "setxattr", path, copied, RG_AT(path, lsetxattr(at, name, value, size, flags)), &pr);
 }
 
 static int pt_removexattr (const char *path, const char *name) {
   RG_CHANGE("removexattr", fuse_native_removexattr(path, name))
-  pt_at_t a;
-  int r = pt_at_open(&a, path);
-  if (r == 0) {
-    r = lremovexattr(a.p, name) < 0 ? -errno : 0;
-    pt_at_close(&a);
-  }
-  return rg_done_c(ft, "removexattr", path, copied, r, &pr);
+  return rg_done_c(ft, "removexattr", path, copied, RG_AT(path, lremovexattr(at, name)), &pr);
 }
 
 // New entries belong to the process that made them, not to the server (root); in a set-group-ID
