@@ -11,9 +11,10 @@ say () { echo "setup: $*" >&2; }
 # auto-unmount), ostree (repos in the demo and tests, rofiles-fuse for comparison), bubblewrap
 # (hook sandboxes). Build: g++, make, python3 (node-gyp) and patch. `setup.sh test` (npm test,
 # npm run setup) also needs attr (setfattr/getfattr), acl (setfacl: /dev/fuse for the test
-# user) and bindfs (a backing filesystem that refuses xattr writes, in a fault test).
+# user), bindfs (a backing filesystem that refuses xattr writes, in a fault test), libcap2-bin
+# (setcap/getcap: a hook's capabilities) and man-db (the man page after a global install).
 pkgs=(libfuse2 fuse3 ostree bubblewrap)
-[ "${1:-test}" = demo ] || pkgs+=(attr acl bindfs)
+[ "${1:-test}" = demo ] || pkgs+=(attr acl bindfs libcap2-bin man-db)
 need_pkgs=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
