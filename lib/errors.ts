@@ -13,7 +13,6 @@ export type GuardErrorCode =
   | 'MOUNTPOINT_STALE'
   | 'PATHS_OVERLAP'
   | 'LIVE_ROOT'
-  | 'NOT_ROOT'
   | 'NO_DEV_FUSE'
   | 'NO_FUSE_ACCESS'
   | 'MISSING_DEPENDENCY'

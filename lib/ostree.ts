@@ -1,5 +1,6 @@
 import { execa } from 'execa'
 import { GuardError } from './errors.js'
+import { isRoot } from './proc.js'
 
 /** The ostree CLI calls the library needs (the demo, commit-hooks, status, gc). */
 async function ostree (args: string[]): Promise<string> {
@@ -16,19 +17,17 @@ async function run (args: string[]): Promise<{ failed: boolean, stdout: string, 
   return { failed: r.failed, stdout: String(r.stdout), stderr: String(r.stderr).trim() }
 }
 
-const asUser = (): boolean => process.geteuid?.() !== 0
-
 /**
  * A repository for hardlinked checkouts: `bare` as root; as a user `bare-user`, which keeps each
  * file's real owner, mode and xattrs in its user.ostreemeta xattr.
  */
 export async function initRepo (repo: string): Promise<void> {
-  await ostree(['init', `--repo=${repo}`, `--mode=${asUser() ? 'bare-user' : 'bare'}`])
+  await ostree(['init', `--repo=${repo}`, `--mode=${isRoot() ? 'bare' : 'bare-user'}`])
 }
 
 /** How a user's commit records owners: as the tree's (root's), as the base commit does. */
 function ownerArgs (): string[] {
-  return asUser() ? ['--owner-uid=0', '--owner-gid=0'] : []
+  return isRoot() ? [] : ['--owner-uid=0', '--owner-gid=0']
 }
 
 /** Commits `tree`; as a user, its files are recorded as root's, as a system tree's are. */
@@ -38,7 +37,7 @@ export async function commitTree (repo: string, branch: string, tree: string, su
 
 /** A hardlinked checkout (`-H`; as a user also `-U`): every file is a repository object. */
 export async function checkoutHardlinked (repo: string, ref: string, dest: string): Promise<void> {
-  await ostree(['checkout', `--repo=${repo}`, '-H', ...(asUser() ? ['-U'] : []), ref, dest])
+  await ostree(['checkout', `--repo=${repo}`, '-H', ...(isRoot() ? [] : ['-U']), ref, dest])
 }
 
 export async function fsckRepo (repo: string): Promise<{ ok: boolean, output: string }> {

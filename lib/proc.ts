@@ -1,6 +1,11 @@
 import * as fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
+/** Whether this process runs as root (effective uid 0): it mounts directly; a user goes through fusermount3. */
+export function isRoot (): boolean {
+  return process.geteuid?.() === 0
+}
+
 /** Running (a zombie waiting for its parent counts as ended: it holds nothing any more). */
 export function alive (pid: number): boolean {
   try {

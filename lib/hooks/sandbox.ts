@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { REBUILD } from '../native/fuse.js'
+import { isRoot } from '../proc.js'
 
 /** How a hook runs: a plain process, in bubblewrap with the host read-only, or with the mount as `/`. */
 export type Sandbox = 'none' | 'bwrap' | 'chroot'
@@ -52,7 +53,7 @@ export interface Launch {
  */
 export function launch (sandbox: Sandbox, hookPath: string, hooksDir: string, name: string, mountpoint: string): Launch {
   if (!existsSync(HOOK_EXEC)) throw new GuardError('MISSING_DEPENDENCY', `${HOOK_EXEC} is not built: ${REBUILD}`)
-  const caps = process.geteuid?.() === 0 ? ['--cap-drop', 'ALL', ...HOOK_CAPS.flatMap(c => ['--cap-add', c])] : []
+  const caps = isRoot() ? ['--cap-drop', 'ALL', ...HOOK_CAPS.flatMap(c => ['--cap-add', c])] : []
   const common = ['--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--die-with-parent', '--new-session', ...caps]
   const via = (file: string, args: string[], root: string): Launch => ({ file: HOOK_EXEC, args: [file, ...args], cwd: mountpoint, root })
   switch (sandbox) {

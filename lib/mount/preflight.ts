@@ -4,6 +4,7 @@ import { isAbsolute, relative, resolve } from 'node:path'
 import { GuardError } from '../errors.js'
 import { isMode, type Mode } from '../policy.js'
 import { isMounted } from './mountinfo.js'
+import { isRoot } from '../proc.js'
 
 const LIBFUSE_PATHS = ['/lib/x86_64-linux-gnu/libfuse.so.2', '/usr/lib/x86_64-linux-gnu/libfuse.so.2', '/lib/aarch64-linux-gnu/libfuse.so.2', '/usr/lib/aarch64-linux-gnu/libfuse.so.2', '/usr/lib/libfuse.so.2', '/lib64/libfuse.so.2', '/usr/lib64/libfuse.so.2']
 
@@ -23,10 +24,6 @@ const FUSERMOUNT_PATHS = ['/usr/bin/fusermount3', '/bin/fusermount3', '/usr/bin/
 /** The installed fusermount3 (or its older name); the bare name where none is. */
 export function fusermountPath (): string {
   return FUSERMOUNT_PATHS.find(p => existsSync(p)) ?? 'fusermount3'
-}
-
-function isRoot (): boolean {
-  return process.geteuid?.() === 0
 }
 
 /** The user's name for messages (`uid N` where the passwd database has none). */

@@ -6,7 +6,7 @@ import { fusermountPath } from './preflight.js'
 import { logger } from '../log.js'
 import { isMounted } from './mountinfo.js'
 import { readdirSync, readFileSync } from 'node:fs'
-import { waitEnded } from '../proc.js'
+import { isRoot, waitEnded } from '../proc.js'
 
 const log = logger('unmount')
 const EINVAL = -22
@@ -59,13 +59,13 @@ export async function unmountPath (mountpoint: string, busyMs = 2000): Promise<U
  * root, fusermount3 -u as a user (the kernel lets only root unmount; fusermount3 is set-uid).
  */
 export function unmountCommand (mountpoint: string, lazy: boolean): [string, string[]] {
-  if (process.geteuid?.() === 0) return ['umount', lazy ? ['-l', mountpoint] : [mountpoint]]
+  if (isRoot()) return ['umount', lazy ? ['-l', mountpoint] : [mountpoint]]
   return [fusermountPath(), [lazy ? '-uz' : '-u', mountpoint]]
 }
 
 /** One attempt: 0 or a negative errno. */
 function umountOnce (mountpoint: string, lazy: boolean): number {
-  if (process.geteuid?.() === 0) return sysops().umount2(mountpoint, lazy ? sysops().MNT_DETACH : 0)
+  if (isRoot()) return sysops().umount2(mountpoint, lazy ? sysops().MNT_DETACH : 0)
   const [cmd, args] = unmountCommand(mountpoint, lazy)
   const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
   if (r.status === 0) return 0
