@@ -68,9 +68,9 @@ export function makeCore (ctx: OpsContext) {
     return r < 0 ? r : st
   }
 
-  /** The state of a path before a change reaches it (for the journal's net effect). */
-  function prior (rp: string): PathState | null {
-    const st = lstat(rp)
+  /** The state of a path before a change reaches it (for the journal's net effect); `st`, its
+   *  lstat when the caller has just taken it. */
+  function prior (rp: string, st: BigInt64Array | number = lstat(rp)): PathState | null {
     return typeof st === 'number' ? null : toState(st, () => fs.readlinkSync(rp), xattrLines(rp))
   }
 
@@ -133,17 +133,15 @@ export function makeCore (ctx: OpsContext) {
    */
   function guarded (op: string, cls: OpClass, path: string, apply: (rp: string) => number, cb: (r: number) => void): void {
     const rp = real(path)
-    let objectSt: BigInt64Array | null = null
-    if (cls === 'write-open' || cls === 'attr') {
-      const st = lstat(rp)
-      if (typeof st !== 'number' && isObjectAt(rp, st)) objectSt = st
-    }
+    const st = lstat(rp)
+    // Only changes to an existing path's data or attributes ask whether it is an object.
+    const objectSt = (cls === 'write-open' || cls === 'attr') && typeof st !== 'number' && isObjectAt(rp, st) ? st : null
     const decision = decide(cls, mode, objectSt !== null)
     if (decision === 'deny') {
       journal.record(op, path, 'denied')
       return cb(EROFS)
     }
-    const before = prior(rp)
+    const before = prior(rp, st)
     if (decision === 'pass') {
       const r = apply(rp)
       journal.record(op, path, r < 0 ? errnoName(r) : 'ok', undefined, before)
