@@ -85,22 +85,24 @@ static int pt_is_hidden (const char *path) {
   return strstr(path, "/.fuse_hidden") != NULL;
 }
 
-static int rg_attr_decision (fuse_thread_t *ft, const char *path, const char *op, int *copied);
+static int rg_attr_decision (fuse_thread_t *ft, const char *path, const char *op, int *copied, rg_prior_t *pr);
 static int rg_done_c (fuse_thread_t *ft, const char *op, const char *path, int copied, int r, rg_prior_t *pr);
 static void rg_prior (fuse_thread_t *ft, const char *path, rg_prior_t *p);
+static void rg_prior_stat (fuse_thread_t *ft, const char *path, rg_prior_t *p);
 static void rg_prior_free (rg_prior_t *p);
 #define RG_TO_JS 1 // not an errno: "let JS handle this request"
 
 // The start of every change to an existing path's data or attributes (as rofiles-fuse has one
-// check at each writing entry point): take the path's prior state for the journal, decide
-// (rg_attr_decision: refuse, copy up first, or pass), and hand the request to JS where the
-// native layer does not serve it. What follows runs only when the change is to be made here.
+// check at each writing entry point): stat the path, decide on that stat (rg_attr_decision:
+// refuse, or complete the prior state for the journal and copy up first where needed, or pass),
+// and hand the request to JS where the native layer does not serve it. What follows runs only
+// when the change is to be made here.
 #define RG_CHANGE(op, js_call) \
   fuse_thread_t *ft = pt_ft(); \
   int copied; \
   rg_prior_t pr; \
-  rg_prior(ft, path, &pr); \
-  int d = rg_attr_decision(ft, path, (op), &copied); \
+  rg_prior_stat(ft, path, &pr); \
+  int d = rg_attr_decision(ft, path, (op), &copied, &pr); \
   if (d == RG_TO_JS || d < 0) { rg_prior_free(&pr); return d == RG_TO_JS ? (js_call) : d; }
 
 static int pt_getattr (const char *path, struct stat *st) {
@@ -250,10 +252,15 @@ static char *rg_xattr_lines (const char *path) {
   return out;
 }
 
-static void rg_prior (fuse_thread_t *ft, const char *path, rg_prior_t *p) {
+// The first half of a prior state: the stat, which is also what the object test needs.
+static void rg_prior_stat (fuse_thread_t *ft, const char *path, rg_prior_t *p) {
   p->target = NULL;
   p->xattrs = NULL;
   p->exists = fstatat(ft->root_fd, pt_rel(path), &p->st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+// The rest, read only for a change that is going to be made: the xattrs and a symlink's target.
+static void rg_prior_details (fuse_thread_t *ft, const char *path, rg_prior_t *p) {
   if (!p->exists) return;
   pt_at_t a;
   if (pt_at_open(&a, path) == 0) {
@@ -266,6 +273,11 @@ static void rg_prior (fuse_thread_t *ft, const char *path, rg_prior_t *p) {
   if (n < 0) return;
   buf[n] = 0;
   p->target = strdup(buf);
+}
+
+static void rg_prior (fuse_thread_t *ft, const char *path, rg_prior_t *p) {
+  rg_prior_stat(ft, path, p);
+  rg_prior_details(ft, path, p);
 }
 
 static void rg_prior_free (rg_prior_t *p) {
@@ -327,12 +339,6 @@ static void rg_event (fuse_thread_t *ft, const char *op, const char *path, int32
   rg_event2(ft, op, path, NULL, outcome);
 }
 
-static int rg_is_object (fuse_thread_t *ft, const char *path) {
-  struct stat st;
-  if (fstatat(ft->root_fd, pt_rel(path), &st, AT_SYMLINK_NOFOLLOW) < 0) return 0;
-  return rg_is_object_mode(st.st_mode, st.st_nlink);
-}
-
 // One copy-up at a time: a second request for the same object waits, then finds a private
 // copy (no longer an object) and does not copy again.
 static pthread_mutex_t rg_copyup_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -379,20 +385,21 @@ static int rg_native_copy_up (fuse_thread_t *ft, const char *path) {
   return r;
 }
 
-// For a change of an existing path's data or attributes: -EROFS when refused (recorded),
-// -errno when a needed copy-up failed (recorded), 0 to apply it here (*copied set when a
-// copy-up was done first), RG_TO_JS for a path only JS knows.
-static int rg_attr_decision (fuse_thread_t *ft, const char *path, const char *op, int *copied) {
+// For a change of an existing path's data or attributes, whose stat *pr has just taken:
+// -EROFS when refused (recorded), -errno when a needed copy-up failed (recorded), 0 to apply it
+// here (*copied set when a copy-up was done first; *pr then complete), RG_TO_JS for a path only
+// JS knows.
+static int rg_attr_decision (fuse_thread_t *ft, const char *path, const char *op, int *copied, rg_prior_t *pr) {
   *copied = 0;
   if (ft->policy < 0 || pt_is_hidden(path)) return RG_TO_JS;
   enum rg_op_class cls = strcmp(op, "open") == 0 ? RG_WRITE_OPEN : RG_ATTR;
-  // The object test is a stat: readonly refuses without it.
-  int object = ft->policy != RG_MODE_READONLY && rg_is_object(ft, path);
+  int object = pr->exists && rg_is_object_mode(pr->st.st_mode, pr->st.st_nlink);
   switch (rg_decide(cls, (enum rg_mode) ft->policy, object)) {
-    case RG_PASS: return 0;
+    case RG_PASS: rg_prior_details(ft, path, pr); return 0;
     case RG_DENY: rg_event(ft, op, path, RG_REFUSED); return -EROFS;
     case RG_COPYUP: break;
   }
+  rg_prior_details(ft, path, pr); // before the copy-up: the state the hook saw
   int r = rg_native_copy_up(ft, path);
   if (r < 0) { rg_event(ft, op, path, r); return r; }
   *copied = 1;
