@@ -89,6 +89,11 @@ class Tail {
 
 interface Ran { report: HookReport, failed: boolean }
 
+/** A hook's report as it ends; its activity comes from the server once the hook has ended. */
+function hookReport (hook: Hook, started: number, end: Omit<HookReport, 'name' | 'path' | 'sha256' | 'durationMs' | 'activity'>): HookReport {
+  return { name: hook.name, path: hook.path, sha256: hook.sha256, durationMs: Date.now() - started, ...end, activity: emptyActivity() }
+}
+
 /** DEBUG=rofiles-guard:hooks: each hook's end, each refusal, failure and copy-up. */
 function logEnd (h: HookReport, timeoutMs: number | null): void {
   if (!log.enabled) return
@@ -104,10 +109,7 @@ async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandb
   const launchError = whyNotStartable(hook.path, o.sandbox, guard.mountpoint)
   if (launchError !== null) {
     log('%s cannot start: %s', hook.name, launchError)
-    const report: HookReport = {
-      name: hook.name, path: hook.path, sha256: hook.sha256, exitCode: 127, signal: null, timedOut: false,
-      durationMs: Date.now() - started, launchError, stdoutTail: '', stderrTail: launchError, killed: [], activity: emptyActivity()
-    }
+    const report = hookReport(hook, started, { exitCode: 127, signal: null, timedOut: false, launchError, stdoutTail: '', stderrTail: launchError, killed: [] })
     return { report, failed: true, aborted: false }
   }
   const l = launch(o.sandbox, hook.path, o.hooksDir, hook.name, guard.mountpoint)
@@ -155,20 +157,7 @@ async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandb
   }
   await Promise.all(ending)
   await sub.catch(() => undefined)
-  const report: HookReport = {
-    name: hook.name,
-    path: hook.path,
-    sha256: hook.sha256,
-    exitCode,
-    signal,
-    timedOut,
-    durationMs: Date.now() - started,
-    launchError: null,
-    stdoutTail: out.end(),
-    stderrTail: err.end(),
-    killed,
-    activity: emptyActivity()
-  }
+  const report = hookReport(hook, started, { exitCode, signal, timedOut, launchError: null, stdoutTail: out.end(), stderrTail: err.end(), killed })
   return { report, failed: timedOut || signal !== null || exitCode !== 0, aborted }
 }
 
