@@ -1,3 +1,5 @@
+import { existsSync, realpathSync } from 'node:fs'
+import { join } from 'node:path'
 import { execa } from 'execa'
 import { GuardError } from './errors.js'
 import { isRoot } from './proc.js'
@@ -43,6 +45,14 @@ export async function checkoutHardlinked (repo: string, ref: string, dest: strin
 export async function fsckRepo (repo: string): Promise<{ ok: boolean, output: string }> {
   const r = await execa('ostree', ['fsck', `--repo=${repo}`], { reject: false, stdin: 'ignore', all: true })
   return { ok: !r.failed, output: String(r.all ?? '').trim() }
+}
+
+/** An ostree repository's directory (real path); NOT_A_REPO where it is none. */
+export function checkRepo (repo: string): string {
+  if (!existsSync(join(repo, 'config')) || !existsSync(join(repo, 'objects'))) {
+    throw new GuardError('NOT_A_REPO', `${repo} is not an ostree repository (no config or objects): give the repository's directory`)
+  }
+  return realpathSync(repo)
 }
 
 /** The commit `rev` (a ref or a checksum) names, or null where it names none. */

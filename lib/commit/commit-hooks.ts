@@ -7,7 +7,7 @@ import { runHooks, type RunHooksOptions } from '../hooks/run.js'
 import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
 import { logger } from '../log.js'
 import { checkMode } from '../mount/preflight.js'
-import { checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse } from '../ostree.js'
+import { checkRepo, checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse } from '../ostree.js'
 import type { Mode } from '../policy.js'
 import { VERSION } from '../version.js'
 import { hooksJsonOf, writeHooksJson } from './hooks-json.js'
@@ -43,13 +43,6 @@ export interface CommitHooksResult {
   /** Paths added, modified and removed against the base (hooks.json included); null when cached. */
   diff: { added: number, modified: number, removed: number } | null
   inputs: RunInputs
-}
-
-function checkRepo (repo: string): string {
-  if (!fs.existsSync(join(repo, 'config')) || !fs.existsSync(join(repo, 'objects'))) {
-    throw new GuardError('NOT_A_REPO', `${repo} is not an ostree repository (no config or objects): give the repository's directory`)
-  }
-  return fs.realpathSync(repo)
 }
 
 /**

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { GuardError } from '../errors.js'
-import { deleteRef, listRefs, metadataString, pruneRefsOnly, revParse } from '../ostree.js'
+import { checkRepo, deleteRef, listRefs, metadataString, pruneRefsOnly, revParse } from '../ostree.js'
 import { META_INPUTS_SHA256 } from './inputs.js'
 import { deployments } from './sysroot.js'
 
@@ -20,9 +20,7 @@ export interface GcResult {
  * every object no ref reaches (as `ostree admin cleanup` does). Never a ref a deployment uses.
  */
 export async function gcHookRefs (opts: { repo: string, sysroot?: string, dryRun?: boolean }): Promise<GcResult> {
-  if (!fs.existsSync(join(opts.repo, 'config'))) {
-    throw new GuardError('NOT_A_REPO', `${opts.repo} is not an ostree repository (no config): give the repository's directory`)
-  }
+  checkRepo(opts.repo)
   const used = new Set(deployments(opts.sysroot ?? '/').map(d => d.commit))
   if (!opts.dryRun) {
     try { fs.accessSync(join(opts.repo, 'refs'), fs.constants.W_OK) } catch {
