@@ -59,44 +59,14 @@ declare module 'fuse-native' {
     debug?: boolean
     /** Raw libfuse options, one per entry (big_writes, max_write=N, use_ino, hard_remove, ...). */
     extraOptions?: string[]
-    /**
-     * Serve getattr (except libfuse's .fuse_hidden names), fgetattr, readdir, readlink, read,
-     * write, statfs, getxattr, listxattr, fsync, release and read-only open natively (and no
-     * flush at all)
-     * against this directory, on libfuse's threads; the JS handlers of those operations are then
-     * not called (open: see setJsOpens).
-     */
-    passthroughRoot?: string
-    /**
-     * With passthroughRoot: the binding applies rofiles-guard's policy itself where no copy-up is
-     * needed (refuse a repository object in deny/readonly, pass anything else; namespace changes
-     * refused in readonly, passed otherwise, new entries given to the caller; mknod always
-     * refused), and queues what it did for drainEvents(). Copy-ups, libfuse's .fuse_hidden names
-     * and opens while stale pages may be cached still go to the JS handlers.
-     */
-    /** A mode's code (native/guard-abi.h, lib/native/abi.ts MODE_CODES). */
-    nativePolicy?: number
-    /** Called (coalesced) on the JS thread when native events are waiting in drainEvents(). */
-    onNativeEvents?: () => void
     /** Called on the JS thread once the FUSE loop has ended (unmounted from outside or aborted). */
     onLoopExit?: () => void
   }
-
-  /** [mode, uid, gid, size, mtimeSec, mtimeNsec, ino, symlink target, xattrs as "name=hexvalue\\n" lines by name] */
-  export type NativePrior = [number, number, number, number, number, number, number, string | null, string | null]
 
   export default class Fuse {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOptions)
     mount(cb: (err: Error | null) => void): void
     unmount(cb: (err: Error | null) => void): void
-    /**
-     * Requests decided natively: outcome 0 done, 1 refused by the policy, 2 done after a copy-up,
-     * else -errno. `prior`/`prior2`: the state of path/path2 just before the change, null where
-     * it did not exist (or for a refusal).
-     */
-    drainEvents(): { events: Array<{ op: string, path: string, outcome: number, path2: string | null, prior: NativePrior | null, prior2: NativePrior | null }>, dropped: number }
-    /** With passthroughRoot: while n > 0, read-only opens go to the JS open() handler. */
-    setJsOpens(n: number): void
     /** Caller of the request whose handler is running; valid until the handler first yields. */
     context(): { uid: number; gid: number; pid: number }
   }

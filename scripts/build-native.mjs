@@ -5,12 +5,14 @@
 //    fuse-native, which npm may share with other packages, is only read, never changed: its
 //    sources are copied here, native/fuse-native-2.2.6.patch is applied to the copy, and the copy
 //    is compiled from source (the prebuilt binary has the defects the patch fixes).
+//  - native/build/Release/core.node: the guard's libfuse 3 core (native/core), which serves every
+//    mount unless ROFILES_GUARD_NATIVE=0 asks for the TypeScript reference on fuse-native;
 //  - native/build/Release/sysops.node: our own addon, and native/build/Release/hook-exec, which
 //    starts each hook with no inherited descriptor beyond stdin, stdout and stderr.
 // Both builds are skipped when current, so re-running is cheap.
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readdirSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,8 +24,10 @@ const patchFile = join(nativeDir, 'fuse-native-2.2.6.patch')
 const copyDir = join(nativeDir, 'build', 'fuse-native')
 /** The files of fuse-native the build needs; the patch changes some of them. */
 const FUSE_FILES = ['package.json', 'index.js', 'fuse-native.c', 'semaphore.h', 'binding.gyp']
-/** Our C shared by both addons; the patched binding compiles it too. */
-const SHARED = ['copyup.c', 'copyup.h', 'policy.c', 'abi.c', 'guard-abi.h', 'guard.c']
+/** The core's own sources (native/core). */
+const CORE = readdirSync(join(nativeDir, 'core')).map(f => join('core', f))
+/** Our C the patched binding compiles too: the stat layout it shares with sysops. */
+const SHARED = ['abi.c', 'guard-abi.h']
 
 function fail (msg) {
   console.error(`rofiles-guard: ${msg}`)
@@ -109,10 +113,15 @@ function buildSysops () {
   // A stamp, not the outputs' own times: make leaves an output that is already current alone.
   const stamp = join(nativeDir, 'build', '.rofiles-guard-built')
   const built = ['sysops.node', 'hook-exec'].map(f => join(nativeDir, 'build', 'Release', f))
-  const sources = ['sysops.c', 'hook-exec.c', 'binding.gyp', ...SHARED]
+  const sources = ['sysops.c', 'hook-exec.c', 'copyup.c', 'copyup.h', 'policy.c', 'binding.gyp', ...CORE, ...SHARED]
   const newest = Math.max(...sources.map(n => statSync(join(nativeDir, n)).mtimeMs))
   if ([stamp, ...built].every(existsSync) && statSync(stamp).mtimeMs >= newest) return
-  console.error('rofiles-guard: building native/sysops and native/hook-exec')
+  console.error('rofiles-guard: building native/core, native/sysops and native/hook-exec')
+  try {
+    execFileSync('pkg-config', ['--exists', 'fuse3'])
+  } catch {
+    fail('the libfuse 3 development files are missing: install the Debian packages libfuse3-dev and pkg-config (apt-get install libfuse3-dev pkg-config), then run `npm rebuild rofiles-guard`')
+  }
   const [node, gyp] = nodeGyp()
   // configure + build, not rebuild: rebuild would first remove native/build, and with it the
   // fuse-native copy.

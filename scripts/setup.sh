@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 
 say () { echo "setup: $*" >&2; }
 
-# Runtime: libfuse2 (fuse-native links libfuse.so.2), fuse3 (fusermount3: mounts as a user, and
-# auto-unmount), ostree (repos in the demo and tests, rofiles-fuse for comparison), bubblewrap
-# (hook sandboxes). Build: g++, make, python3 (node-gyp) and patch. `setup.sh test` (npm test,
+# Runtime: fuse3 (fusermount3: mounts as a user, and auto-unmount), libfuse2 (the TypeScript
+# reference server's fuse-native links libfuse.so.2), ostree (repos in the demo and tests,
+# rofiles-fuse for comparison), bubblewrap (hook sandboxes). Build: libfuse3-dev and pkg-config
+# (the native core), g++, make, python3 (node-gyp) and patch. `setup.sh test` (npm test,
 # npm run setup) also needs attr (setfattr/getfattr), acl (setfacl: /dev/fuse for the test
 # user), bindfs (a backing filesystem that refuses xattr writes, in a fault test), libcap2-bin
 # (setcap/getcap: a hook's capabilities) and man-db (the man page after a global install).
-pkgs=(libfuse2 fuse3 ostree bubblewrap)
+pkgs=(fuse3 libfuse3-dev pkg-config libfuse2 ostree bubblewrap)
 [ "${1:-test}" = demo ] || pkgs+=(attr acl bindfs libcap2-bin man-db)
 need_pkgs=()
 for p in "${pkgs[@]}"; do

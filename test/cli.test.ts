@@ -209,11 +209,15 @@ describe('bad input: one line, non-zero exit, nothing changed', () => {
     expect(expectOneLineError(r)).toMatch(/\/dev\/fuse does not exist/)
   })
 
-  it('libfuse not installed', () => {
-    const d = fresh()
-    const lib = ['/lib/x86_64-linux-gnu/libfuse.so.2', '/usr/lib/x86_64-linux-gnu/libfuse.so.2'].find(p => fs.existsSync(p))!
-    const r = cli(['mount', d.co, d.mp], ['bwrap', '--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--ro-bind', '/dev/null', fs.realpathSync(lib), '--'])
-    expect(expectOneLineError(r)).toMatch(/install the Debian package libfuse2/)
-    expect(isMounted(d.mp)).toBe(false)
-  })
+  // The core links libfuse 3; the TypeScript reference (ROFILES_GUARD_NATIVE=0) libfuse 2.
+  for (const [lib, pkg, native] of [['libfuse3.so.3', 'libfuse3-3', undefined], ['libfuse.so.2', 'libfuse2', '0']] as const) {
+    it(`${lib} not installed${native ? ' (the reference server)' : ''}`, () => {
+      const d = fresh()
+      const path = [`/lib/x86_64-linux-gnu/${lib}`, `/usr/lib/x86_64-linux-gnu/${lib}`].find(p => fs.existsSync(p))!
+      const r = cli(['mount', d.co, d.mp], ['bwrap', '--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--ro-bind', '/dev/null', fs.realpathSync(path), '--'],
+        native ? { ROFILES_GUARD_NATIVE: native } : {})
+      expect(expectOneLineError(r)).toMatch(new RegExp(`install the Debian package ${pkg}`))
+      expect(isMounted(d.mp)).toBe(false)
+    })
+  }
 })

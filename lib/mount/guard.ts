@@ -9,6 +9,7 @@ import { logger } from '../log.js'
 import { sysops } from '../native/sysops.js'
 import type { Mode } from '../policy.js'
 import type { HookActivity, JournalSnapshot } from '../server/journal.js'
+import type { ServerStats } from '../server/protocol.js'
 import { CONFIG_ENV, type Request, type ServerConfig, type ServerMessage } from '../server/protocol.js'
 import { checkMode, checkMountpoint, checkOverlap, checkSource, checkSystem } from './preflight.js'
 import { unmountPath, type UnmountResult } from './unmount.js'
@@ -61,6 +62,9 @@ export interface GuardMount extends AsyncDisposable {
   readonly alive: boolean
   /** What has been done through the mount so far, per hook (see HookActivity). */
   journal (): Promise<JournalSnapshot>
+  /** What serves the mount (the native core or the TypeScript reference), whether kernel
+   *  passthrough is in use, and how many requests of each kind it has served. */
+  stats (): Promise<ServerStats>
   /** Flushes (syncfs), unmounts (retrying while busy, lazily as a last resort) and waits for the
    *  server to exit. Idempotent: later calls resolve to the same result. */
   unmount (): Promise<GuardUnmountResult>
@@ -134,6 +138,12 @@ export class Guard extends EventEmitter<GuardMountEvents> implements GuardMount 
   }
 
   /** What has been done through the mount so far, per hook. */
+  async stats (): Promise<ServerStats> {
+    const reply = await this.request({ type: 'stats' })
+    if (reply.type !== 'reply' || !reply.stats) throw new GuardError('SERVER_DIED', 'no statistics from the FUSE server')
+    return reply.stats
+  }
+
   async journal (): Promise<JournalSnapshot> {
     const reply = await this.request({ type: 'journal' })
     if (reply.type !== 'reply' || !reply.journal) throw new GuardError('SERVER_DIED', 'no journal from the FUSE server')

@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import { constants as C } from 'node:fs'
 import { getXattr, listXattrs, sysops, ST } from '../native/sysops.js'
 import { STAT_SLOTS } from '../native/abi.js'
-import type { NativePrior } from 'fuse-native'
+import type { CorePrior } from '../native/core.js'
 import type { PathState } from './journal.js'
 
 const PATH_MAX = 4096 // Linux, with the terminating NUL
@@ -66,8 +66,8 @@ export function toState (st: BigInt64Array, target: () => string, xattrs: string
   }
 }
 
-/** The binding's prior state (see NativePrior) as a PathState. */
-export function nativeState (p: NativePrior | null): PathState | null {
+/** The core's prior state (see CorePrior) as a PathState. */
+export function nativeState (p: CorePrior | null): PathState | null {
   if (p === null) return null
   const [mode, uid, gid, size, mtimeSec, mtimeNsec, ino, target, xattrs] = p
   return { mode, uid, gid, size, mtimeSec, mtimeNsec, ino, target, xattrs }

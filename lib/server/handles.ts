@@ -6,18 +6,16 @@ import { STAT_SLOTS } from '../native/abi.js'
 const HIDDEN = /\/\.fuse_hidden[0-9a-f]{16}$/
 
 function inode (st: BigInt64Array): string {
-  return `${st[ST.dev]}:${st[ST.ino]}` // the binding's copyup events use the same form
+  return `${st[ST.dev]}:${st[ST.ino]}`
 }
 
 /**
- * What the server must know about open files, found from /proc/self/fd rather than tracked per
- * open (opens and releases are mostly served natively, without JS):
+ * What the TypeScript reference server must know about open files, found from /proc/self/fd:
  *
  * - Page cache: the kernel keeps one page cache per mount inode (per path). After a copy-up the
  *   path has new data while handles opened before still read the object; a read through one of
  *   those refills the cache with the object's data. So while such handles are open, and once
- *   more after the last is closed, new opens of that path drop the cache. While any path is in
- *   that state, the binding sends read-only opens to JS (`onStaleCount`).
+ *   more after the last is closed, new opens of that path drop the cache.
  * - Unlinked open files: libfuse 2 "hides" them by renaming to .fuse_hidden* in the root. The
  *   server serves that rename as a real unlink and keeps an O_PATH handle to the inode under the
  *   hidden name, so fstat/fchmod through the mount keep working and nothing is left in the root.
@@ -26,39 +24,21 @@ export class Handles {
   private readonly stale = new Map<string, { ino: string, fds: number[] }>()
   private readonly hidden = new Map<string, number>()
 
-  constructor (private readonly onStaleCount: (n: number) => void = () => {}) {}
-
   /** Whether a new open of `path` may keep the page cache; the first open after the stale
    *  handles are all closed drops it, and from then on the path is clean again. */
   keepCache (path: string): boolean {
     const entry = this.stale.get(path)
     if (!entry) return true
     entry.fds = entry.fds.filter(fd => this.inodeOfFd(fd) === entry.ino)
-    if (entry.fds.length === 0) {
-      this.stale.delete(path)
-      this.onStaleCount(this.stale.size)
-    }
+    if (entry.fds.length === 0) this.stale.delete(path)
     return false
   }
 
   /** After a copy-up of `path`: the handles still open on the object (inode `st`) are stale. */
   copiedUp (path: string, objectSt: BigInt64Array): void {
     const ino = inode(objectSt)
-    this.markStale(path, ino, this.fdsOf(ino))
-  }
-
-  /** The same, for a copy-up the binding did: `info` is "dev:ino:fd,fd,..." of the object and
-   *  of the descriptors open on it at that moment (some may be closed by now: the first open
-   *  after they are all gone still drops the cache, see keepCache). */
-  copiedUpNative (path: string, info: string): void {
-    const [dev, ino, list] = info.split(':')
-    this.markStale(path, `${dev}:${ino}`, (list ?? '').split(',').filter(Boolean).map(Number))
-  }
-
-  /** Always reports the count: the binding counted a native copy-up until JS had seen it. */
-  private markStale (path: string, ino: string, fds: number[]): void {
+    const fds = this.fdsOf(ino)
     if (fds.length) this.stale.set(path, { ino, fds })
-    this.onStaleCount(this.stale.size)
   }
 
   isHiddenName (path: string): boolean { return HIDDEN.test(path) }
@@ -109,7 +89,7 @@ export class Handles {
     return sysops().fstat(fd, st) === 0 ? inode(st) : null
   }
 
-  /** This process's descriptors open on inode `ino` (opened natively or by JS alike). */
+  /** This process's descriptors open on inode `ino`. */
   private fdsOf (ino: string): number[] {
     const out: number[] = []
     for (const name of fs.readdirSync('/proc/self/fd')) {

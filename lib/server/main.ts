@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process'
 import { rmdirSync } from 'node:fs'
 import { loadFuse } from '../native/fuse.js'
+import { Core } from '../native/core.js'
 import { MODE_CODES, OUTCOMES } from '../native/abi.js'
 import { mayAllowOther } from '../mount/preflight.js'
 import { unmountCommand } from '../mount/unmount.js'
@@ -13,7 +14,7 @@ import { Backing, nativeState } from './backing.js'
 import { Handles } from './handles.js'
 import { makeOps } from './ops.js'
 import { profiled } from './profile.js'
-import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessage } from './protocol.js'
+import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessage, type ServerStats } from './protocol.js'
 
 const log = logger('server')
 const DRAIN_MS = 5
@@ -37,89 +38,29 @@ function main (): void {
   // Modes of new files come from the caller's request (the kernel already applied its umask).
   process.umask(0)
 
-  let Fuse
-  try {
-    Fuse = loadFuse()
-  } catch (err) {
-    if (err instanceof GuardError) fail(err.code, err.message)
-    throw err
-  }
-
   const backing = new Backing(config.root)
   const journal = new Journal(p => backing.state(p))
-  let drainTimer: NodeJS.Timeout | undefined
   let stopping = false
-  // eslint-disable-next-line prefer-const
-  let fuse: InstanceType<typeof Fuse>
-  const handles = new Handles(n => fuse.setJsOpens(n))
-  const { ops, report: profileReport } = profiled(makeOps({
-    root: config.root,
-    mode: config.mode,
-    journal,
-    caller: () => fuse.context(),
-    handles,
-    backing,
-    beforeOpen: () => drainNative()
-  }))
+  const debug = (process.env.DEBUG ?? '').split(/[\s,]+/).includes('rofiles-guard:fuse')
 
-  fuse = new Fuse(config.mountpoint, ops, {
-    timeout: false, // a long copy-up must not turn into ETIMEDOUT
-    // Hooks may drop to other users; the kernel checks their access. A user's mount admits
-    // others only where /etc/fuse.conf allows it (user_allow_other).
-    allowOther: mayAllowOther(),
-    defaultPermissions: true,
-    autoUnmount: true, // if this process dies, fusermount removes the mount
-    // Page cache: kept per open (no kernel_cache): the binding keeps it, and opens go to
-    // ops.ts while Handles knows of stale pages; only this mount changes the root meanwhile.
-    attrTimeout: 1,
-    entryTimeout: 1,
-    fsname: FS_NAME,
-    subtype: FS_NAME,
-    // libfuse's raw request trace, only when asked for by name: DEBUG=rofiles-guard:* logs
-    // per hook, not per request.
-    debug: (process.env.DEBUG ?? '').split(/[\s,]+/).includes('rofiles-guard:fuse'),
-    // Read-only operations need no policy: the binding serves them natively, in parallel, and
-    // decides itself the changes that need no copy-up; JS gets what it did as events.
-    // ROFILES_GUARD_NATIVE=0 serves everything from the TypeScript handlers (the reference
-    // implementation): for debugging, and to measure what the native layer gains.
-    ...(process.env.ROFILES_GUARD_NATIVE === '0' ? {} : { passthroughRoot: config.root, nativePolicy: MODE_CODES[config.mode] }),
-    // Batched: a burst of native requests wakes this thread once per DRAIN_MS, not per request.
-    onNativeEvents: () => { drainTimer ??= setTimeout(drainNative, DRAIN_MS) },
-    extraOptions: [
-      'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
-      'use_ino', // hardlinked names show one inode number (tar, rsync, du rely on it)
-      'atomic_o_trunc', // O_TRUNC reaches open(), so the policy sees it
-      'negative_timeout=1'
-    ],
-    onLoopExit: () => {
-      log('FUSE loop ended: %s is unmounted', config.mountpoint)
-      profileReport()
-      if (config.ownsMountpoint) {
-        try { rmdirSync(config.mountpoint) } catch (err) { log('cannot remove %s: %s', config.mountpoint, (err as Error).message) }
-      }
-      process.exit(0)
+  function ended (): void {
+    log('FUSE session ended: %s is unmounted', config.mountpoint)
+    if (config.ownsMountpoint) {
+      try { rmdirSync(config.mountpoint) } catch (err) { log('cannot remove %s: %s', config.mountpoint, (err as Error).message) }
     }
-  })
-
-  // Native events belong to the hook that was running when they happened: drain them before the
-  // hook changes and before the journal is read.
-  function drainNative (): void {
-    if (drainTimer) { clearTimeout(drainTimer); drainTimer = undefined }
-    const { events, dropped } = fuse.drainEvents()
-    for (const e of events) {
-      if (e.op === 'copyup') { handles.copiedUpNative(e.path, e.path2 ?? ''); continue }
-      const outcome = OUTCOME_NAMES[e.outcome] ?? errnoName(e.outcome)
-      journal.record(e.op, e.path, outcome, e.path2 ?? undefined, nativeState(e.prior), nativeState(e.prior2))
-    }
-    journal.lost(dropped)
+    process.exit(0)
   }
 
-  fuse.mount(err => {
-    if (err) fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${err.message}`)
-    log('serving %s at %s (mode %s)', config.root, config.mountpoint, config.mode)
+  function ready (): void {
+    log('serving %s at %s (mode %s, %s)', config.root, config.mountpoint, config.mode, served.stats().core)
     send({ type: 'ready', pid: process.pid })
     if (config.detached && process.connected) process.disconnect()
-  })
+  }
+
+  const served = process.env.ROFILES_GUARD_NATIVE === '0'
+    ? serveReference(config, journal, backing, debug, ready, ended)
+    : serveCore(config, journal, debug, ended)
+  if (served.mounted) ready()
 
   // Leaving without the caller: unmount (lazily if busy) so nothing stays broken, then exit.
   function stop (why: string): void {
@@ -137,13 +78,16 @@ function main (): void {
   process.on('message', (msg: Request) => {
     switch (msg.type) {
       case 'set-hook': {
-        drainNative()
+        served.drain()
         const ended = journal.setHook(msg.name)
         send({ type: 'reply', id: msg.id, ...(ended ? { activity: ended } : {}) })
         break
       }
+      case 'stats':
+        send({ type: 'reply', id: msg.id, stats: served.stats() })
+        break
       case 'journal':
-        drainNative()
+        served.drain()
         send({ type: 'reply', id: msg.id, journal: journal.snapshot() })
         break
       case 'shutdown':
@@ -156,6 +100,104 @@ function main (): void {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => { /* the terminal of `mount` going away must not end the mount */ })
+}
+
+/** What serves the mount: the native core, or the TypeScript reference. */
+interface Served {
+  /** true when mounted by now; else ready() is called once it is. */
+  mounted: boolean
+  /** Hands what the server did natively to the journal (before a hook changes or it is read). */
+  drain(): void
+  stats(): ServerStats
+}
+
+/**
+ * The libfuse 3 core (native/core): every request served on its own threads, the policy included;
+ * what it did reaches the journal as events, drained in batches.
+ */
+function serveCore (config: ServerConfig, journal: Journal, debug: boolean, ended: () => void): Served {
+  let drainTimer: NodeJS.Timeout | undefined
+  let core: Core
+  const drain = (): void => {
+    if (drainTimer) { clearTimeout(drainTimer); drainTimer = undefined }
+    const { events, dropped } = core.drainEvents()
+    for (const e of events) {
+      const outcome = OUTCOME_NAMES[e.outcome] ?? errnoName(e.outcome)
+      journal.record(e.op, e.path, outcome, e.path2 ?? undefined, nativeState(e.prior), nativeState(e.prior2))
+    }
+    journal.lost(dropped)
+  }
+  try {
+    core = new Core({
+      mountpoint: config.mountpoint,
+      root: config.root,
+      mode: MODE_CODES[config.mode],
+      allowOther: mayAllowOther(),
+      debug,
+      passthrough: process.env.ROFILES_GUARD_PASSTHROUGH !== '0',
+      fsname: FS_NAME,
+      // Batched: a burst of changes wakes this thread once per DRAIN_MS, not per request.
+      onEvents: () => { drainTimer ??= setTimeout(drain, DRAIN_MS) },
+      onExit: ended
+    })
+  } catch (err) {
+    if (err instanceof GuardError) fail(err.code, err.message)
+    fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${(err as Error).message}`)
+  }
+  return { mounted: true, drain, stats: () => ({ core: 'libfuse3', ...core.stats() }) }
+}
+
+/**
+ * The TypeScript reference (ROFILES_GUARD_NATIVE=0): fuse-native (libfuse 2) calls lib/server/ops
+ * for every request on this thread. For debugging, for proving the core right (the tests run
+ * both), and to measure what the core gains.
+ */
+function serveReference (config: ServerConfig, journal: Journal, backing: Backing, debug: boolean, ready: () => void, ended: () => void): Served {
+  let Fuse
+  try {
+    Fuse = loadFuse()
+  } catch (err) {
+    if (err instanceof GuardError) fail(err.code, err.message)
+    throw err
+  }
+  // eslint-disable-next-line prefer-const
+  let fuse: InstanceType<typeof Fuse>
+  const handles = new Handles()
+  const { ops, report: profileReport } = profiled(makeOps({
+    root: config.root,
+    mode: config.mode,
+    journal,
+    caller: () => fuse.context(),
+    handles,
+    backing
+  }))
+  fuse = new Fuse(config.mountpoint, ops, {
+    timeout: false, // a long copy-up must not turn into ETIMEDOUT
+    // Hooks may drop to other users; the kernel checks their access. A user's mount admits
+    // others only where /etc/fuse.conf allows it (user_allow_other).
+    allowOther: mayAllowOther(),
+    defaultPermissions: true,
+    autoUnmount: true, // if this process dies, fusermount removes the mount
+    // libfuse 2 cannot invalidate the kernel's caches: short timeouts. Page cache per open (no
+    // kernel_cache): opens go to ops.ts while Handles knows of stale pages.
+    attrTimeout: 1,
+    entryTimeout: 1,
+    fsname: FS_NAME,
+    subtype: FS_NAME,
+    debug,
+    extraOptions: [
+      'big_writes', 'max_write=131072', // 128 KiB write requests instead of 4 KiB
+      'use_ino', // hardlinked names show one inode number (tar, rsync, du rely on it)
+      'atomic_o_trunc', // O_TRUNC reaches open(), so the policy sees it
+      'negative_timeout=1'
+    ],
+    onLoopExit: () => { profileReport(); ended() }
+  })
+  fuse.mount(err => {
+    if (err) fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${err.message}`)
+    ready()
+  })
+  return { mounted: false, drain: () => {}, stats: () => ({ core: 'fuse-native', passthrough: false, requests: {} }) }
 }
 
 main()

@@ -1,5 +1,7 @@
 import type { Mode } from '../policy.js'
 import type { HookActivity, JournalSnapshot } from './journal.js'
+import type { CoreStats } from '../native/core.js'
+export type { CoreStats }
 
 /** Handed to the server process in ROFILES_GUARD_SERVER (JSON). */
 export interface ServerConfig {
@@ -22,9 +24,20 @@ export const FS_TYPE = `fuse.${FS_NAME}`
 export type ServerMessage =
   | { type: 'ready', pid: number }
   | { type: 'error', code: string, message: string }
-  | { type: 'reply', id: number, journal?: JournalSnapshot, activity?: HookActivity }
+  | { type: 'reply', id: number, journal?: JournalSnapshot, activity?: HookActivity, stats?: ServerStats }
 
 export type Request =
   | { type: 'set-hook', id: number, name: string | null }
   | { type: 'journal', id: number }
+  | { type: 'stats', id: number }
   | { type: 'shutdown', id: number }
+
+/** What serves a mount, and what it has served (GuardMount.stats()). */
+export interface ServerStats {
+  /** `libfuse3`: the native core; `fuse-native`: the TypeScript reference (ROFILES_GUARD_NATIVE=0). */
+  core: 'libfuse3' | 'fuse-native'
+  /** Kernel passthrough was negotiated: reads and writes of the files it opens skip the server. */
+  passthrough: boolean
+  /** Requests by kind since the mount (the core only). */
+  requests: Partial<CoreStats['requests']>
+}

@@ -6,9 +6,9 @@ export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.u
 export interface CliResult { status: number | null, stdout: string, stderr: string }
 
 /** Runs the CLI, optionally wrapped (setpriv, bwrap): `[...wrap, node, cli, ...args]`. */
-export function cli (args: string[], wrap: string[] = []): CliResult {
+export function cli (args: string[], wrap: string[] = [], env: Record<string, string> = {}): CliResult {
   const cmd = [...wrap, process.execPath, CLI, ...args]
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 })
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 

@@ -32,8 +32,6 @@ export interface OpsContext {
   caller: () => Caller
   /** Open files bookkeeping; the server shares it with the binding's events (see Handles). */
   handles?: Handles
-  /** Called before JS decides an open, so that events the binding queued are seen first. */
-  beforeOpen?: () => void
   /** Backing paths of the root (one is made when not given). */
   backing?: Backing
 }

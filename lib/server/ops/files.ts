@@ -11,7 +11,6 @@ export function fileOps (core: Core): FuseOps {
   const { ctx, s, journal, real, prior, openFlags, isObjectAt, guarded, creating } = core
   return {
     open (path, flags, cb) {
-      ctx.beforeOpen?.()
       if (!opensForWrite(flags)) {
         let fd
         try { fd = fs.openSync(real(path), backingFlags(flags)) } catch (err) { return cb(errnoOf(err)) }

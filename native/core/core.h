@@ -1,0 +1,139 @@
+#ifndef ROFILES_GUARD_CORE_H
+#define ROFILES_GUARD_CORE_H
+// rofiles-guard's native core: a libfuse 3 low-level server (native/core/*.c), loaded by the
+// server process as an addon (lib/native/core.ts). One node per *name*, not per inode: the kernel
+// sends OPEN and SETATTR with a node id only, and a copy-up must break the link at the name the
+// hook used, not at some other name of the same repository object.
+#define FUSE_USE_VERSION 314
+#define _GNU_SOURCE
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uv.h>
+#include "../guard-abi.h"
+
+// The kernel keeps names and attributes this long: only this mount changes the root while it is
+// mounted, and every change the guard makes behind the kernel's back (a copy-up, another name's
+// link count) is invalidated explicitly (rg_inval_ino, rg_inval_node).
+#define RG_TIMEOUT 86400.0
+
+typedef struct rg_node {
+  struct rg_node *parent; // NULL for the root
+  char *name;             // NULL for the root
+  uint64_t nlookup;       // the kernel's references (LOOKUP, READDIRPLUS, CREATE... minus FORGET)
+  uint32_t refs;          // children and open handles: keeps parent and name alive
+  uint64_t generation;
+  dev_t dev;              // the backing inode last seen under this name
+  ino_t ino;
+  int hashed;             // reachable by (parent, name); 0 once its name was removed
+  int nameless_fd;        // an O_PATH descriptor on the inode of a removed name still open, or -1
+  int open;               // open file handles
+  uint32_t copy_gen;      // bumped by every copy-up of this name
+  int stale_handles;      // open handles from before the last copy-up (their pages are the object's)
+  int backing_id;         // passthrough: the backing file its passthrough handles share, 0 none
+  dev_t backing_dev;      // and its inode
+  ino_t backing_ino;
+  int pt_handles;         // passthrough handles open on backing_id
+  struct rg_node *next_name, *next_ino;
+} rg_node_t;
+
+typedef struct {
+  int fd;
+  rg_node_t *node;
+  uint32_t copy_gen;
+  int backing_id;         // the node's backing_id this handle holds, 0 none
+} rg_handle_t;
+
+// What a path was just before a change reached it (the journal's net effect compares it with the
+// path after the hook).
+typedef struct {
+  int exists;
+  struct stat st;
+  char *target;           // a symlink's target (malloc'd)
+  char *xattrs;           // "name=hexvalue\n" lines by name (malloc'd)
+} rg_prior_t;
+
+typedef struct rg_event {
+  struct rg_event *next;
+  int32_t outcome;        // enum rg_outcome, else -errno
+  char op[16];
+  char *path2;
+  rg_prior_t prior[2];
+  char path[];
+} rg_event_t;
+
+typedef struct rg_core {
+  struct fuse_session *se;
+  char *root;             // the backing root's path
+  int root_fd;            // O_PATH on it
+  int mode;               // enum rg_mode
+  int allow_passthrough;  // asked for and privileged
+  int passthrough;        // negotiated at INIT
+  uint64_t init_unique;
+  uint64_t requests[64];  // by opcode (atomic adds)
+  // event queue for JS
+  pthread_mutex_t ev_mut;
+  rg_event_t *ev_head, *ev_tail;
+  uint32_t ev_count, ev_dropped;
+  uv_async_t ev_async;
+  uv_async_t exit_async;
+  pthread_t thread;
+  int loop_result;
+  void *js;               // the addon's per-mount JS state
+} rg_core_t;
+
+extern const struct fuse_lowlevel_ops rg_ops;
+
+// nodes.c
+void rg_nodes_init(rg_core_t *c);
+rg_node_t *rg_node(fuse_ino_t id);
+fuse_ino_t rg_node_id(rg_node_t *n);
+void rg_lock(void);
+void rg_unlock(void);
+// The node of `name` in `parent` with one more kernel reference, created if new; records st's inode.
+rg_node_t *rg_node_ref(rg_node_t *parent, const char *name, const struct stat *st);
+void rg_node_forget(rg_node_t *n, uint64_t count);
+void rg_node_hold(rg_node_t *n);
+void rg_node_release(rg_node_t *n);
+rg_node_t *rg_node_find(rg_node_t *parent, const char *name);
+// The path of a node ("/a/b", "/" for the root), or of name in parent; malloc'd; NULL if ENOMEM.
+char *rg_node_path(rg_node_t *n);
+char *rg_child_path(rg_node_t *parent, const char *name);
+void rg_node_detach(rg_node_t *n, int nameless_fd);
+void rg_node_move(rg_node_t *n, rg_node_t *parent, const char *name);
+void rg_node_set_inode(rg_node_t *n, const struct stat *st);
+// Invalidates the kernel's attributes of every name of inode (dev, ino) it knows, except `skip`.
+void rg_inval_ino(rg_core_t *c, dev_t dev, ino_t ino, rg_node_t *skip);
+void rg_inval_node(rg_core_t *c, rg_node_t *n, int data);
+
+// journal.c
+void rg_prior_stat(rg_core_t *c, const char *path, rg_prior_t *p);
+void rg_prior_details(rg_core_t *c, const char *path, rg_prior_t *p);
+void rg_prior(rg_core_t *c, const char *path, rg_prior_t *p);
+void rg_prior_free(rg_prior_t *p);
+void rg_event_p(rg_core_t *c, const char *op, const char *path, const char *path2, int32_t outcome,
+                const rg_prior_t *p1, const rg_prior_t *p2);
+void rg_event(rg_core_t *c, const char *op, const char *path, int32_t outcome);
+char *rg_xattr_lines(const char *path);
+
+// reach.c: a path of the root for calls that have no *at form
+typedef struct { char p[4096]; int dirfd; } rg_at_t;
+const char *rg_rel(const char *path);
+int rg_at_open(rg_core_t *c, rg_at_t *a, const char *path);
+void rg_at_close(rg_at_t *a);
+
+// passthrough.c: the session's reads and writes of /dev/fuse (counted; INIT and open replies
+// completed for kernel passthrough)
+extern const struct fuse_custom_io rg_io;
+// Registers fd as the backing file of n's passthrough opens (or reuses n's): the id, 0 when this
+// open is to be served the ordinary way, -EBUSY when n's passthrough handles are on another
+// inode (the kernel keeps one backing file per inode while any is open).
+int rg_backing_get(rg_core_t *c, rg_node_t *n, int fd);
+void rg_backing_put(rg_core_t *c, rg_node_t *n, int id);
+// Around fuse_reply_open/fuse_reply_create: the reply this thread sends next carries `id`.
+void rg_reply_backing(int id);
+// The number of requests of each kind so far, as "name count" pairs for JS (addon.c).
+#define RG_COUNTED(X) X(lookup, 1) X(forget, 2) X(getattr, 3) X(setattr, 4) X(readlink, 5) X(open, 14) \
+  X(read, 15) X(write, 16) X(release, 18) X(opendir, 27) X(readdir, 28) X(create, 35) X(readdirplus, 44)
+#endif

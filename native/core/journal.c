@@ -1,0 +1,129 @@
+// What the core did, for the journal in JS: each change with the prior state of the paths it
+// touched, queued here and drained by the addon (addon.c) on the JS thread.
+#include "core.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define RG_MAX_EVENTS 100000
+
+static int cmp_names (const void *a, const void *b) {
+  return strcmp(*(const char * const *) a, *(const char * const *) b);
+}
+
+// A path's xattrs as "name=hexvalue\n" lines sorted by name ("" when it has none), or NULL where
+// they cannot be read. lib/server/backing.ts writes the same form for the state after a hook.
+char *rg_xattr_lines (const char *path) {
+  char names[65536];
+  ssize_t len = llistxattr(path, names, sizeof(names));
+  if (len < 0) return errno == ENOTSUP ? strdup("") : NULL;
+  const char *list[1024];
+  size_t n = 0;
+  for (char *nm = names; nm < names + len && n < 1024; nm += strlen(nm) + 1) list[n++] = nm;
+  qsort(list, n, sizeof(list[0]), cmp_names);
+  size_t cap = 256, used = 0;
+  char *out = malloc(cap);
+  static __thread unsigned char value[65536];
+  for (size_t i = 0; out != NULL && i < n; i++) {
+    ssize_t vlen = lgetxattr(path, list[i], value, sizeof(value));
+    if (vlen < 0) continue; // removed meanwhile
+    size_t need = used + strlen(list[i]) + 2 * (size_t) vlen + 3;
+    if (need > cap) {
+      while (cap < need) cap *= 2;
+      char *more = realloc(out, cap);
+      if (more == NULL) { free(out); return NULL; }
+      out = more;
+    }
+    used += sprintf(out + used, "%s=", list[i]);
+    for (ssize_t k = 0; k < vlen; k++) used += sprintf(out + used, "%02x", value[k]);
+    out[used++] = '\n';
+  }
+  if (out != NULL) out[used] = 0;
+  return out;
+}
+
+// The first half of a prior state: the stat, which is also what the object test needs.
+void rg_prior_stat (rg_core_t *c, const char *path, rg_prior_t *p) {
+  p->target = NULL;
+  p->xattrs = NULL;
+  p->exists = fstatat(c->root_fd, rg_rel(path), &p->st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+// The rest, read only for a change that is going to be made: the xattrs and a symlink's target.
+void rg_prior_details (rg_core_t *c, const char *path, rg_prior_t *p) {
+  if (!p->exists || p->xattrs) return;
+  rg_at_t a;
+  if (rg_at_open(c, &a, path) == 0) {
+    p->xattrs = rg_xattr_lines(a.p);
+    rg_at_close(&a);
+  }
+  if (!S_ISLNK(p->st.st_mode)) return;
+  char buf[4096];
+  ssize_t n = readlinkat(c->root_fd, rg_rel(path), buf, sizeof(buf) - 1);
+  if (n < 0) return;
+  buf[n] = 0;
+  p->target = strdup(buf);
+}
+
+void rg_prior (rg_core_t *c, const char *path, rg_prior_t *p) {
+  rg_prior_stat(c, path, p);
+  rg_prior_details(c, path, p);
+}
+
+void rg_prior_free (rg_prior_t *p) {
+  free(p->target);
+  free(p->xattrs);
+  p->target = p->xattrs = NULL;
+}
+
+static size_t len0 (const char *s) {
+  return s ? strlen(s) + 1 : 0;
+}
+
+// Queues what was done, with the prior state of path and path2 where the caller took it.
+void rg_event_p (rg_core_t *c, const char *op, const char *path, const char *path2, int32_t outcome,
+                 const rg_prior_t *p1, const rg_prior_t *p2) {
+  size_t len = strlen(path) + 1, len2 = len0(path2);
+  size_t extra = 0;
+  if (p1) extra += len0(p1->target) + len0(p1->xattrs);
+  if (p2) extra += len0(p2->target) + len0(p2->xattrs);
+  rg_event_t *e = malloc(sizeof(rg_event_t) + len + len2 + extra);
+  if (e == NULL) return;
+  e->next = NULL;
+  e->outcome = outcome;
+  strncpy(e->op, op, sizeof(e->op) - 1);
+  e->op[sizeof(e->op) - 1] = 0;
+  char *at = e->path;
+  memcpy(at, path, len);
+  at += len;
+  e->path2 = NULL;
+  if (path2) { e->path2 = at; memcpy(at, path2, len2); at += len2; }
+  const rg_prior_t *ps[2] = { p1, p2 };
+  for (int i = 0; i < 2; i++) {
+    e->prior[i].exists = ps[i] ? ps[i]->exists : 0;
+    if (ps[i]) e->prior[i].st = ps[i]->st;
+    e->prior[i].target = e->prior[i].xattrs = NULL;
+    if (ps[i] && ps[i]->target) { e->prior[i].target = at; at = stpcpy(at, ps[i]->target) + 1; }
+    if (ps[i] && ps[i]->xattrs) { e->prior[i].xattrs = at; at = stpcpy(at, ps[i]->xattrs) + 1; }
+  }
+  pthread_mutex_lock(&c->ev_mut);
+  int was_empty = c->ev_head == NULL;
+  if (c->ev_count >= RG_MAX_EVENTS) {
+    c->ev_dropped++;
+    free(e);
+  } else {
+    if (c->ev_tail) c->ev_tail->next = e; else c->ev_head = e;
+    c->ev_tail = e;
+    c->ev_count++;
+  }
+  pthread_mutex_unlock(&c->ev_mut);
+  // Wake JS only when the queue stops being empty: it drains everything queued by then.
+  if (was_empty) uv_async_send(&c->ev_async);
+}
+
+void rg_event (rg_core_t *c, const char *op, const char *path, int32_t outcome) {
+  rg_event_p(c, op, path, NULL, outcome, NULL, NULL);
+}

@@ -1,0 +1,855 @@
+// The core's request handlers: what the kernel asks, served against the root descriptor, with the
+// policy (rg_decide, docs/spec.md "Modes") checked at every entry point that can change an
+// existing path (change_begin, as rofiles-fuse has one check per writing entry point) and every
+// change queued for the journal. Which handler serves what is rg_ops at the end.
+#include "core.h"
+#include "../copyup.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define CORE(req) ((rg_core_t *) fuse_req_userdata(req))
+#define HANDLE(fi) ((rg_handle_t *) (uintptr_t) (fi)->fh)
+
+static void reply_entry (fuse_req_t req, rg_node_t *parent, const char *name, const struct stat *st, struct fuse_file_info *fi) {
+  rg_node_t *n = rg_node_ref(parent, name, st);
+  if (n == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof(e));
+  e.ino = rg_node_id(n);
+  e.generation = n->generation;
+  e.attr = *st;
+  e.attr_timeout = e.entry_timeout = RG_TIMEOUT;
+  if ((fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e)) != 0) rg_node_forget(n, 1);
+}
+
+// --- reaching a node ---------------------------------------------------------------------------
+
+// Where a request's node is: a path of the root (named), or, for a name removed while the kernel
+// still holds it (an unlinked open file), a descriptor on the inode ("/proc/self/fd/N"). The
+// journal names the latter "<last path> (deleted)", as /proc does.
+typedef struct {
+  rg_node_t *node;
+  char *path;      // the journal's name; for a named node also the path calls use
+  int fd;          // nameless: the O_PATH descriptor (the node's), else -1
+  char proc[48];
+} rg_target_t;
+
+static int target_open (rg_target_t *t, fuse_ino_t ino) {
+  t->node = rg_node(ino);
+  rg_lock();
+  int hashed = t->node->hashed;
+  t->fd = hashed ? -1 : t->node->nameless_fd;
+  rg_unlock();
+  if (!hashed && t->fd < 0) return -ENOENT;
+  t->path = rg_node_path(t->node);
+  if (t->path == NULL) return -ENOMEM;
+  if (!hashed) {
+    char *named = malloc(strlen(t->path) + 12);
+    if (named == NULL) { free(t->path); return -ENOMEM; }
+    sprintf(named, "%s (deleted)", t->path);
+    free(t->path);
+    t->path = named;
+    snprintf(t->proc, sizeof(t->proc), "/proc/self/fd/%d", t->fd);
+  }
+  return 0;
+}
+
+static void target_close (rg_target_t *t) {
+  free(t->path);
+  t->path = NULL;
+}
+
+static int target_stat (rg_core_t *c, rg_target_t *t, struct stat *st) {
+  int r = t->fd >= 0 ? fstat(t->fd, st) : fstatat(c->root_fd, rg_rel(t->path), st, AT_SYMLINK_NOFOLLOW);
+  return r < 0 ? -errno : 0;
+}
+
+// A call without an *at form on the target: `at` is a path reaching it, `follow` whether the
+// call must follow a last symlink (a nameless target's /proc link) or not (a path of the root).
+#define ON_TARGET(c, t, call) ({ \
+  int r_; \
+  if ((t)->fd >= 0) { const char *at = (t)->proc; int follow = 1; r_ = (call) < 0 ? -errno : 0; } \
+  else { rg_at_t a_; r_ = rg_at_open((c), &a_, (t)->path); \
+         if (r_ == 0) { const char *at = a_.p; int follow = 0; r_ = (call) < 0 ? -errno : 0; rg_at_close(&a_); } } \
+  r_; })
+
+// --- the policy at each change -----------------------------------------------------------------
+
+static pthread_mutex_t copyup_lock = PTHREAD_MUTEX_INITIALIZER;
+
+// The object test: a regular file or symlink whose inode someone else shares too. A nameless
+// inode is one while it has any link left: that link is someone else's.
+static int is_object (const rg_target_t *t, const struct stat *st) {
+  return t->fd >= 0 ? (S_ISREG(st->st_mode) || S_ISLNK(st->st_mode)) && st->st_nlink >= 1
+                    : rg_is_object_mode(st->st_mode, st->st_nlink);
+}
+
+// Breaks the link at the target (one copy-up at a time: a second request for the same object
+// finds a private copy and does nothing), then tells the kernel: the name now has another inode,
+// and the object one link less wherever else the kernel knows it. 1 when the name got a new node
+// (see below), 0 when copied in place or nothing was to be done, -errno.
+static int copy_up (rg_core_t *c, rg_target_t *t) {
+  pthread_mutex_lock(&copyup_lock);
+  struct stat before, after;
+  rg_node_t *n = t->node;
+  int r = target_stat(c, t, &before);
+  // A name whose kernel inode has passthrough handles on the object keeps that backing file for
+  // every open until they close: the name must get a new node instead. The old one stays with
+  // the object for those handles (nameless, through objfd).
+  int objfd = -1;
+  if (r == 0 && is_object(t, &before)) {
+    if (t->fd >= 0) {
+      int fd = rg_copy_up_unlinked(t->fd, c->root);
+      if (fd < 0) r = fd;
+      else { rg_node_detach(n, fd); t->fd = fd; snprintf(t->proc, sizeof(t->proc), "/proc/self/fd/%d", fd); }
+    } else {
+      if (__atomic_load_n(&n->pt_handles, __ATOMIC_ACQUIRE) > 0) objfd = openat(c->root_fd, rg_rel(t->path), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      rg_at_t a;
+      r = rg_at_open(c, &a, t->path);
+      if (r == 0) { r = rg_copy_up(a.p); rg_at_close(&a); }
+    }
+  }
+  if (r < 0 || target_stat(c, t, &after) < 0 || (after.st_ino == before.st_ino && after.st_dev == before.st_dev)) {
+    pthread_mutex_unlock(&copyup_lock);
+    if (objfd >= 0) close(objfd);
+    return r;
+  }
+  rg_lock();
+  rg_node_t *parent = n->parent;
+  char *name = objfd >= 0 && n->name ? strdup(n->name) : NULL;
+  if (objfd < 0) {
+    rg_node_set_inode(n, &after);
+    n->copy_gen++;
+    n->stale_handles = n->open;
+  }
+  rg_unlock();
+  if (objfd >= 0) rg_node_detach(n, objfd);
+  pthread_mutex_unlock(&copyup_lock);
+  if (name) {
+    fuse_lowlevel_notify_inval_entry(c->se, rg_node_id(parent), name, strlen(name));
+    free(name);
+  } else {
+    rg_inval_node(c, n, 1);
+  }
+  rg_inval_ino(c, before.st_dev, before.st_ino, n);
+  if (parent) rg_inval_node(c, parent, 0);
+  return objfd >= 0;
+}
+
+typedef struct {
+  rg_target_t t;
+  rg_prior_t pr;
+  int copied;
+  int replaced;    // the copy-up gave the name a new node: the caller's request is on the old one
+  const char *op;
+} rg_change_t;
+
+// The start of every change to an existing node's data or attributes: reach it, stat it, decide
+// (refuse and record, or copy up first, or pass), and complete the prior state for the journal.
+// 0: make the change (then change_end); else -errno, already recorded and released.
+static int change_begin (rg_core_t *c, rg_change_t *ch, fuse_ino_t ino, const char *op, enum rg_op_class cls) {
+  ch->op = op;
+  ch->copied = ch->replaced = 0;
+  ch->pr.target = ch->pr.xattrs = NULL;
+  int r = target_open(&ch->t, ino);
+  if (r < 0) return r;
+  ch->pr.exists = target_stat(c, &ch->t, &ch->pr.st) == 0;
+  int object = ch->pr.exists && is_object(&ch->t, &ch->pr.st);
+  if (ch->t.fd >= 0) ch->pr.exists = 0; // a nameless inode has no path state
+  switch (rg_decide(cls, (enum rg_mode) c->mode, object)) {
+    case RG_DENY:
+      rg_event(c, op, ch->t.path, RG_REFUSED);
+      target_close(&ch->t);
+      return -EROFS;
+    case RG_PASS:
+      if (ch->t.fd < 0) rg_prior_details(c, ch->t.path, &ch->pr);
+      return 0;
+    case RG_COPYUP:
+      break;
+  }
+  if (ch->t.fd < 0) rg_prior_details(c, ch->t.path, &ch->pr); // before the copy-up: what the hook saw
+  r = copy_up(c, &ch->t);
+  if (r < 0) {
+    rg_event(c, op, ch->t.path, r);
+    rg_prior_free(&ch->pr);
+    target_close(&ch->t);
+    return r;
+  }
+  ch->copied = 1;
+  ch->replaced = r == 1;
+  return 0;
+}
+
+// Records the outcome r (0 or -errno) of the change and releases it; returns r.
+static int change_end (rg_core_t *c, rg_change_t *ch, int r) {
+  rg_event_p(c, ch->op, ch->t.path, NULL, r < 0 ? r : (ch->copied ? RG_COPIED_UP : RG_DONE), &ch->pr, NULL);
+  rg_prior_free(&ch->pr);
+  target_close(&ch->t);
+  return r;
+}
+
+// Namespace changes need no copy-up: readonly refuses them (recorded), other modes pass.
+static int namespace_ok (rg_core_t *c, const char *op, const char *path, const char *path2) {
+  if (rg_decide(RG_NAMESPACE, (enum rg_mode) c->mode, 0) != RG_DENY) return 1;
+  rg_event_p(c, op, path, path2, RG_REFUSED, NULL, NULL);
+  return 0;
+}
+
+// New entries belong to the process that made them, not to the server; in a set-group-ID
+// directory the kernel already gave the entry the directory's group.
+static int give_to_caller (rg_core_t *c, fuse_req_t req, rg_node_t *parent, const char *path) {
+  const struct fuse_ctx *x = fuse_req_ctx(req);
+  if (x->uid == 0 && x->gid == 0) return 0;
+  gid_t gid = x->gid;
+  struct stat st;
+  char *pp = rg_node_path(parent);
+  if (pp && fstatat(c->root_fd, rg_rel(pp), &st, 0) == 0 && (st.st_mode & S_ISGID)) gid = (gid_t) -1;
+  free(pp);
+  return fchownat(c->root_fd, rg_rel(path), x->uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+// --- reads -------------------------------------------------------------------------------------
+
+static void op_init (void *userdata, struct fuse_conn_info *conn) {
+  unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_ATOMIC_O_TRUNC |
+                  FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS;
+  conn->want |= want & conn->capable;
+  // Writes reach the root at once (no writeback cache): the journal reads the root, and passthrough
+  // excludes it.
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->time_gran = 1;
+}
+
+static void op_lookup (fuse_req_t req, fuse_ino_t parent, const char *name) {
+  rg_core_t *c = CORE(req);
+  rg_node_t *p = rg_node(parent);
+  char *path = rg_child_path(p, name);
+  if (path == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  struct stat st;
+  int r = fstatat(c->root_fd, rg_rel(path), &st, AT_SYMLINK_NOFOLLOW);
+  int e = errno;
+  free(path);
+  if (r == 0) { reply_entry(req, p, name, &st, NULL); return; }
+  if (e != ENOENT) { fuse_reply_err(req, e); return; }
+  // A negative entry, kept as long as names are: a name this mount creates replaces it.
+  struct fuse_entry_param neg;
+  memset(&neg, 0, sizeof(neg));
+  neg.entry_timeout = RG_TIMEOUT;
+  fuse_reply_entry(req, &neg);
+}
+
+static void op_forget (fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  rg_node_forget(rg_node(ino), nlookup);
+  fuse_reply_none(req);
+}
+
+static void op_forget_multi (fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+  for (size_t i = 0; i < count; i++) rg_node_forget(rg_node(forgets[i].ino), forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+// Always by name, never by the handle a fstat came with: after a copy-up an older handle is on
+// the object, and the name's attributes are the copy's.
+static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  rg_core_t *c = CORE(req);
+  rg_target_t t;
+  int r = target_open(&t, ino);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  struct stat st;
+  r = target_stat(c, &t, &st);
+  target_close(&t);
+  if (r < 0) fuse_reply_err(req, -r);
+  else fuse_reply_attr(req, &st, RG_TIMEOUT);
+}
+
+static void op_readlink (fuse_req_t req, fuse_ino_t ino) {
+  rg_core_t *c = CORE(req);
+  rg_target_t t;
+  int r = target_open(&t, ino);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  char buf[4097];
+  ssize_t n = t.fd >= 0 ? readlinkat(t.fd, "", buf, sizeof(buf) - 1) : readlinkat(c->root_fd, rg_rel(t.path), buf, sizeof(buf) - 1);
+  int e = errno;
+  target_close(&t);
+  if (n < 0) { fuse_reply_err(req, e); return; }
+  buf[n] = 0;
+  fuse_reply_readlink(req, buf);
+}
+
+static void op_statfs (fuse_req_t req, fuse_ino_t ino) {
+  struct statvfs sv;
+  if (fstatvfs(CORE(req)->root_fd, &sv) < 0) fuse_reply_err(req, errno);
+  else fuse_reply_statfs(req, &sv);
+}
+
+static void op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  rg_core_t *c = CORE(req);
+  rg_target_t t;
+  int r = target_open(&t, ino);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  char *buf = size ? malloc(size) : NULL;
+  ssize_t n = -1;
+  r = ON_TARGET(c, &t, (n = follow ? getxattr(at, name, buf, size) : lgetxattr(at, name, buf, size)));
+  target_close(&t);
+  if (r < 0) fuse_reply_err(req, -r);
+  else if (size == 0) fuse_reply_xattr(req, (size_t) n);
+  else fuse_reply_buf(req, buf, (size_t) n);
+  free(buf);
+}
+
+static void op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size) {
+  rg_core_t *c = CORE(req);
+  rg_target_t t;
+  int r = target_open(&t, ino);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  char *buf = size ? malloc(size) : NULL;
+  ssize_t n = -1;
+  r = ON_TARGET(c, &t, (n = follow ? listxattr(at, buf, size) : llistxattr(at, buf, size)));
+  target_close(&t);
+  if (r < 0) fuse_reply_err(req, -r);
+  else if (size == 0) fuse_reply_xattr(req, (size_t) n);
+  else fuse_reply_buf(req, buf, (size_t) n);
+  free(buf);
+}
+
+// --- directories -------------------------------------------------------------------------------
+
+typedef struct { DIR *dir; off_t offset; struct dirent *entry; } rg_dir_t;
+
+static void op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  rg_core_t *c = CORE(req);
+  rg_target_t t;
+  int r = target_open(&t, ino);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  int fd = t.fd >= 0 ? -1 : openat(c->root_fd, rg_rel(t.path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int e = t.fd >= 0 ? ENOENT : errno;
+  target_close(&t);
+  if (fd < 0) { fuse_reply_err(req, e); return; }
+  rg_dir_t *d = calloc(1, sizeof(*d));
+  if (d == NULL || (d->dir = fdopendir(fd)) == NULL) { e = d ? errno : ENOMEM; free(d); close(fd); fuse_reply_err(req, e); return; }
+  fi->fh = (uintptr_t) d;
+  if (fuse_reply_open(req, fi) != 0) { closedir(d->dir); free(d); }
+}
+
+static int is_dot (const char *name) {
+  return name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0));
+}
+
+static void readdir_common (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, int plus) {
+  rg_dir_t *d = (rg_dir_t *) (uintptr_t) fi->fh;
+  rg_node_t *dir = rg_node(ino);
+  char *buf = malloc(size);
+  if (buf == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  if (off != d->offset) { seekdir(d->dir, off); d->entry = NULL; d->offset = off; }
+  size_t used = 0;
+  int err = 0;
+  for (;;) {
+    if (d->entry == NULL) {
+      errno = 0;
+      d->entry = readdir(d->dir);
+      if (d->entry == NULL) { err = errno; break; }
+    }
+    struct dirent *de = d->entry;
+    size_t n;
+    if (plus && !is_dot(de->d_name)) {
+      struct fuse_entry_param e;
+      memset(&e, 0, sizeof(e));
+      if (fstatat(dirfd(d->dir), de->d_name, &e.attr, AT_SYMLINK_NOFOLLOW) < 0) { d->entry = NULL; d->offset = de->d_off; continue; }
+      rg_node_t *node = rg_node_ref(dir, de->d_name, &e.attr);
+      if (node == NULL) { err = ENOMEM; break; }
+      e.ino = rg_node_id(node);
+      e.generation = node->generation;
+      e.attr_timeout = e.entry_timeout = RG_TIMEOUT;
+      n = fuse_add_direntry_plus(req, buf + used, size - used, de->d_name, &e, de->d_off);
+      if (n > size - used) { rg_node_forget(node, 1); break; }
+    } else {
+      struct stat st;
+      memset(&st, 0, sizeof(st));
+      st.st_ino = de->d_ino;
+      st.st_mode = (mode_t) de->d_type << 12;
+      if (plus) {
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.attr = st;
+        n = fuse_add_direntry_plus(req, buf + used, size - used, de->d_name, &e, de->d_off);
+      } else {
+        n = fuse_add_direntry(req, buf + used, size - used, de->d_name, &st, de->d_off);
+      }
+      if (n > size - used) break;
+    }
+    used += n;
+    d->entry = NULL;
+    d->offset = de->d_off;
+  }
+  if (err && used == 0) fuse_reply_err(req, err);
+  else fuse_reply_buf(req, buf, used);
+  free(buf);
+}
+
+static void op_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  readdir_common(req, ino, size, off, fi, 0);
+}
+
+static void op_readdirplus (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  readdir_common(req, ino, size, off, fi, 1);
+}
+
+static void op_releasedir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  rg_dir_t *d = (rg_dir_t *) (uintptr_t) fi->fh;
+  closedir(d->dir);
+  free(d);
+  fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  int fd = dirfd(((rg_dir_t *) (uintptr_t) fi->fh)->dir);
+  fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+}
+
+static void rg_release_handle (rg_core_t *c, rg_handle_t *h);
+
+static int writes (int flags) {
+  return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND));
+}
+
+// The flags the backing file is opened with: no O_DIRECT (libfuse's buffers need not be aligned
+// as O_DIRECT wants), never creating, never following a last symlink the kernel did not resolve.
+static int backing_flags (int flags) {
+  return (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
+}
+
+
+// --- open files --------------------------------------------------------------------------------
+
+// Serves an open descriptor on node n: the handle, the page-cache rule, passthrough where the
+// kernel took it. Replies (open or create with entry `e`).
+static void serve_open (fuse_req_t req, rg_core_t *c, rg_node_t *n, int fd, struct fuse_file_info *fi, rg_node_t *parent, const char *name, const struct stat *st) {
+  rg_handle_t *h = calloc(1, sizeof(*h));
+  if (h == NULL) { close(fd); fuse_reply_err(req, ENOMEM); return; }
+  h->fd = fd;
+  int direct = (fi->flags & O_DIRECT) != 0;
+  rg_lock();
+  h->copy_gen = n ? n->copy_gen : 0;
+  int stale = n ? n->stale_handles : 0;
+  rg_unlock();
+  // O_DIRECT through the mount: the caller's I/O goes straight to the server (no page cache).
+  fi->direct_io = direct;
+  // Pages cached for this name are the file's, unless a handle from before a copy-up may still
+  // fill them with the object's.
+  fi->keep_cache = !direct && stale == 0;
+  // Passthrough where negotiated: the kernel reads and writes the backing file itself (and
+  // refuses a page cache of its own for the file: no keep_cache).
+  if (c->passthrough && !direct && n) h->backing_id = rg_backing_get(c, n, fd);
+  if (h->backing_id < 0) {
+    // A file unlinked while open, its object read through passthrough, now copied up: the kernel
+    // cannot have the copy and the object as backing files of one inode at once, nor one open
+    // served without passthrough while another uses it. (A named file gets a new node instead.)
+    int e = -h->backing_id;
+    close(fd);
+    free(h);
+    fuse_reply_err(req, e);
+    if (parent) rg_node_forget(n, 1);
+    return;
+  }
+  if (h->backing_id) fi->keep_cache = 0;
+  if (n) {
+    rg_lock();
+    n->refs++;
+    n->open++;
+    rg_unlock();
+    h->node = n;
+  }
+  fi->fh = (uintptr_t) h;
+  rg_reply_backing(h->backing_id);
+  int r;
+  if (parent) {
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    e.ino = rg_node_id(n);
+    e.generation = n->generation;
+    e.attr = *st;
+    e.attr_timeout = e.entry_timeout = RG_TIMEOUT;
+    r = fuse_reply_create(req, &e, fi);
+  } else {
+    r = fuse_reply_open(req, fi);
+  }
+  rg_reply_backing(0);
+  if (r != 0) {
+    // The caller is gone (interrupted): nothing will release this handle.
+    rg_release_handle(c, h);
+    if (parent) rg_node_forget(n, 1);
+  }
+}
+
+static void rg_release_handle (rg_core_t *c, rg_handle_t *h) {
+  rg_node_t *n = h->node;
+  if (n) {
+    rg_lock();
+    n->open--;
+    if (h->copy_gen != n->copy_gen && n->stale_handles > 0) n->stale_handles--;
+    rg_unlock();
+    if (h->backing_id) rg_backing_put(c, n, h->backing_id);
+  }
+  close(h->fd);
+  if (n) rg_node_release(n);
+  free(h);
+}
+
+// Opens the existing node `ino` for `flags`: a write-open is a change like any other (the policy
+// first), then the backing open. The descriptor, or -errno.
+static int open_existing (rg_core_t *c, fuse_ino_t ino, int flags) {
+  rg_change_t ch;
+  int w = writes(flags);
+  int r = w ? change_begin(c, &ch, ino, "open", RG_WRITE_OPEN) : target_open(&ch.t, ino);
+  if (r < 0) return r;
+  // The name has a new node now: ESTALE makes the kernel look the name up again and open that.
+  if (w && ch.replaced) return change_end(c, &ch, 0), -ESTALE;
+  int fd = ch.t.fd >= 0 ? open(ch.t.proc, backing_flags(flags)) : openat(c->root_fd, rg_rel(ch.t.path), backing_flags(flags));
+  r = fd < 0 ? -errno : 0;
+  if (w) change_end(c, &ch, r);
+  else target_close(&ch.t);
+  return r < 0 ? r : fd;
+}
+
+static void op_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  rg_core_t *c = CORE(req);
+  int fd = open_existing(c, ino, fi->flags);
+  if (fd < 0) fuse_reply_err(req, -fd);
+  else serve_open(req, c, rg_node(ino), fd, fi, NULL, NULL, NULL);
+}
+
+static void op_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  rg_release_handle(CORE(req), HANDLE(fi));
+  fuse_reply_err(req, 0);
+}
+
+static void op_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  buf.buf[0].fd = HANDLE(fi)->fd;
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+// Only on handles the guard granted for writing at open.
+static void op_write (fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *fi) {
+  ssize_t n = pwrite(HANDLE(fi)->fd, data, size, off);
+  if (n < 0) fuse_reply_err(req, errno);
+  else fuse_reply_write(req, (size_t) n);
+}
+
+static void op_fsync (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  int fd = HANDLE(fi)->fd;
+  fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+}
+
+static void op_fallocate (fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
+  fuse_reply_err(req, fallocate(HANDLE(fi)->fd, mode, off, len) < 0 ? errno : 0);
+}
+
+static void op_lseek (fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi) {
+  off_t r = lseek(HANDLE(fi)->fd, off, whence);
+  if (r < 0) fuse_reply_err(req, errno);
+  else fuse_reply_lseek(req, r);
+}
+
+static void op_copy_file_range (fuse_req_t req, fuse_ino_t in, off_t off_in, struct fuse_file_info *fi_in,
+                                fuse_ino_t out, off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags) {
+  ssize_t n = copy_file_range(HANDLE(fi_in)->fd, &off_in, HANDLE(fi_out)->fd, &off_out, len, (unsigned) flags);
+  if (n < 0) fuse_reply_err(req, errno);
+  else fuse_reply_write(req, (size_t) n);
+}
+
+// --- changes to existing nodes -------------------------------------------------------------------
+
+static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+  rg_core_t *c = CORE(req);
+  const char *op = (to_set & FUSE_SET_ATTR_SIZE) ? "truncate" : (to_set & FUSE_SET_ATTR_MODE) ? "chmod"
+                 : (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ? "chown" : "utimens";
+  rg_change_t ch;
+  int r = change_begin(c, &ch, ino, op, RG_ATTR);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  rg_target_t *t = &ch.t;
+  int dfd = t->fd >= 0 ? AT_FDCWD : c->root_fd;
+  const char *rel = t->fd >= 0 ? t->proc : rg_rel(t->path);
+  if (r == 0 && (to_set & FUSE_SET_ATTR_MODE)) {
+    r = fchmodat(dfd, rel, attr->st_mode, 0) < 0 ? -errno : 0;
+  }
+  if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+    uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t) -1;
+    gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t) -1;
+    r = (t->fd >= 0 ? fchownat(t->fd, "", uid, gid, AT_EMPTY_PATH) : fchownat(dfd, rel, uid, gid, AT_SYMLINK_NOFOLLOW)) < 0 ? -errno : 0;
+  }
+  if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
+    r = ON_TARGET(c, t, ((void) follow, truncate(at, attr->st_size)));
+  }
+  if (r == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
+    struct timespec tv[2];
+    tv[0] = (to_set & FUSE_SET_ATTR_ATIME_NOW) ? (struct timespec) { 0, UTIME_NOW }
+          : (to_set & FUSE_SET_ATTR_ATIME) ? attr->st_atim : (struct timespec) { 0, UTIME_OMIT };
+    tv[1] = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? (struct timespec) { 0, UTIME_NOW }
+          : (to_set & FUSE_SET_ATTR_MTIME) ? attr->st_mtim : (struct timespec) { 0, UTIME_OMIT };
+    r = utimensat(dfd, rel, tv, t->fd >= 0 ? 0 : AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+  }
+  struct stat st;
+  int sr = r == 0 ? target_stat(c, t, &st) : r;
+  change_end(c, &ch, r);
+  if (sr < 0) fuse_reply_err(req, -sr);
+  else fuse_reply_attr(req, &st, RG_TIMEOUT);
+}
+
+static void op_setxattr (fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  rg_core_t *c = CORE(req);
+  rg_change_t ch;
+  int r = change_begin(c, &ch, ino, "setxattr", RG_ATTR);
+  if (r == 0) r = change_end(c, &ch, ON_TARGET(c, &ch.t, (follow ? setxattr(at, name, value, size, flags) : lsetxattr(at, name, value, size, flags))));
+  fuse_reply_err(req, -r);
+}
+
+static void op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name) {
+  rg_core_t *c = CORE(req);
+  rg_change_t ch;
+  int r = change_begin(c, &ch, ino, "removexattr", RG_ATTR);
+  if (r == 0) r = change_end(c, &ch, ON_TARGET(c, &ch.t, (follow ? removexattr(at, name) : lremovexattr(at, name))));
+  fuse_reply_err(req, -r);
+}
+
+// --- changes to names --------------------------------------------------------------------------
+
+// A new entry made by `make` (0 or -errno) at parent/name: policy, prior state, ownership, the
+// journal, the entry reply.
+#define NEW_ENTRY(req, op, parent, name, make, undo_flags) do { \
+  rg_core_t *c = CORE(req); \
+  rg_node_t *p_ = rg_node(parent); \
+  char *path = rg_child_path(p_, (name)); \
+  if (path == NULL) { fuse_reply_err((req), ENOMEM); return; } \
+  if (!namespace_ok(c, (op), path, NULL)) { free(path); fuse_reply_err((req), EROFS); return; } \
+  rg_prior_t pr; \
+  rg_prior(c, path, &pr); \
+  const char *rel = rg_rel(path); \
+  int r = (make); \
+  if (r == 0) { r = give_to_caller(c, (req), p_, path); if (r < 0) unlinkat(c->root_fd, rel, (undo_flags)); } \
+  struct stat st; \
+  if (r == 0 && fstatat(c->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno; \
+  rg_event_p(c, (op), path, NULL, r < 0 ? r : RG_DONE, &pr, NULL); \
+  rg_prior_free(&pr); \
+  free(path); \
+  if (r < 0) fuse_reply_err((req), -r); else reply_entry((req), p_, (name), &st, NULL); \
+} while (0)
+
+static void op_mkdir (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  NEW_ENTRY(req, "mkdir", parent, name, mkdirat(c->root_fd, rel, mode) < 0 ? -errno : 0, AT_REMOVEDIR);
+}
+
+static void op_symlink (fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  NEW_ENTRY(req, "symlink", parent, name, symlinkat(link, c->root_fd, rel) < 0 ? -errno : 0, 0);
+}
+
+// Refused in every mode (rg_decide): a device node or FIFO in the new root is not a hook's to make.
+static void op_mknod (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  rg_core_t *c = CORE(req);
+  char *path = rg_child_path(rg_node(parent), name);
+  if (path) rg_event(c, "mknod", path, RG_REFUSED);
+  free(path);
+  fuse_reply_err(req, EROFS);
+}
+
+static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+  rg_core_t *c = CORE(req);
+  rg_node_t *p = rg_node(parent);
+  char *path = rg_child_path(p, name);
+  if (path == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  if (!namespace_ok(c, "create", path, NULL)) { free(path); fuse_reply_err(req, EROFS); return; }
+  rg_prior_t pr;
+  rg_prior(c, path, &pr);
+  const char *rel = rg_rel(path);
+  // Always exclusive here: where the name exists after all (the kernel's view was older), this
+  // is an open of an existing file, and the policy decides it as one (below).
+  int fd = openat(c->root_fd, rel, backing_flags(fi->flags) | O_CREAT | O_EXCL, mode);
+  int r = fd < 0 ? -errno : 0;
+  if (r == -EEXIST && !(fi->flags & O_EXCL)) {
+    rg_prior_free(&pr);
+    struct stat st;
+    r = fstatat(c->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    free(path);
+    rg_node_t *n = r == 0 ? rg_node_ref(p, name, &st) : NULL;
+    if (n == NULL) { fuse_reply_err(req, r < 0 ? -r : ENOMEM); return; }
+    fd = open_existing(c, rg_node_id(n), fi->flags);
+    if (fd < 0) { rg_node_forget(n, 1); fuse_reply_err(req, -fd); return; }
+    serve_open(req, c, n, fd, fi, p, name, &st);
+    return;
+  }
+  if (r == 0) {
+    r = give_to_caller(c, req, p, path);
+    if (r < 0) { close(fd); unlinkat(c->root_fd, rel, 0); }
+  }
+  struct stat st;
+  if (r == 0 && fstat(fd, &st) < 0) { r = -errno; close(fd); }
+  rg_event_p(c, "create", path, NULL, r < 0 ? r : RG_DONE, &pr, NULL);
+  rg_prior_free(&pr);
+  free(path);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  rg_node_t *n = rg_node_ref(p, name, &st);
+  if (n == NULL) { close(fd); fuse_reply_err(req, ENOMEM); return; }
+  serve_open(req, c, n, fd, fi, p, name, &st);
+}
+
+// Before a name is removed: a descriptor on its inode for the node, if the kernel holds one (it
+// may still reach it: an open file, a /proc/self/fd link).
+static rg_node_t *hold_named (rg_core_t *c, rg_node_t *parent, const char *name, const char *path, int *fd) {
+  rg_lock();
+  rg_node_t *n = rg_node_find(parent, name);
+  if (n) n->refs++;
+  rg_unlock();
+  *fd = n ? openat(c->root_fd, rg_rel(path), O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
+  return n;
+}
+
+// After a name's removal (ok) or its failure: the node becomes nameless (reached through fd).
+static void removed (rg_core_t *c, rg_node_t *n, int fd, int ok, const rg_prior_t *pr) {
+  if (n == NULL) return;
+  if (ok) {
+    rg_node_detach(n, fd);
+    // One link less: the other names of the inode the kernel knows show it now.
+    if (pr->exists && !S_ISDIR(pr->st.st_mode) && pr->st.st_nlink > 1) rg_inval_ino(c, pr->st.st_dev, pr->st.st_ino, n);
+  } else if (fd >= 0) {
+    close(fd);
+  }
+  rg_node_release(n);
+}
+
+static void remove_name (fuse_req_t req, fuse_ino_t parent, const char *name, const char *op, int flags) {
+  rg_core_t *c = CORE(req);
+  rg_node_t *p = rg_node(parent);
+  char *path = rg_child_path(p, name);
+  if (path == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  if (!namespace_ok(c, op, path, NULL)) { free(path); fuse_reply_err(req, EROFS); return; }
+  rg_prior_t pr;
+  rg_prior(c, path, &pr);
+  int fd;
+  rg_node_t *n = hold_named(c, p, name, path, &fd);
+  int r = unlinkat(c->root_fd, rg_rel(path), flags) < 0 ? -errno : 0;
+  removed(c, n, fd, r == 0, &pr);
+  rg_event_p(c, op, path, NULL, r < 0 ? r : RG_DONE, &pr, NULL);
+  rg_prior_free(&pr);
+  free(path);
+  fuse_reply_err(req, -r);
+}
+
+static void op_unlink (fuse_req_t req, fuse_ino_t parent, const char *name) {
+  remove_name(req, parent, name, "unlink", 0);
+}
+
+static void op_rmdir (fuse_req_t req, fuse_ino_t parent, const char *name) {
+  remove_name(req, parent, name, "rmdir", AT_REMOVEDIR);
+}
+
+static void op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  rg_core_t *c = CORE(req);
+  rg_target_t t;
+  int r = target_open(&t, ino);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  rg_node_t *np = rg_node(newparent);
+  char *to = rg_child_path(np, newname);
+  if (to == NULL) { target_close(&t); fuse_reply_err(req, ENOMEM); return; }
+  if (!namespace_ok(c, "link", t.path, to)) { free(to); target_close(&t); fuse_reply_err(req, EROFS); return; }
+  rg_prior_t pr;
+  rg_prior(c, to, &pr);
+  r = (t.fd >= 0 ? linkat(AT_FDCWD, t.proc, c->root_fd, rg_rel(to), AT_SYMLINK_FOLLOW)
+                 : linkat(c->root_fd, rg_rel(t.path), c->root_fd, rg_rel(to), 0)) < 0 ? -errno : 0;
+  struct stat st;
+  if (r == 0 && fstatat(c->root_fd, rg_rel(to), &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno;
+  rg_event_p(c, "link", t.path, to, r < 0 ? r : RG_DONE, NULL, &pr);
+  rg_prior_free(&pr);
+  free(to);
+  target_close(&t);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
+  reply_entry(req, np, newname, &st, NULL);
+  // One link more: every other name of the inode the kernel knows shows it now.
+  rg_inval_ino(c, st.st_dev, st.st_ino, NULL);
+}
+
+static void op_rename (fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned int flags) {
+  rg_core_t *c = CORE(req);
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) { fuse_reply_err(req, EINVAL); return; }
+  rg_node_t *p = rg_node(parent), *np = rg_node(newparent);
+  char *from = rg_child_path(p, name), *to = rg_child_path(np, newname);
+  if (from == NULL || to == NULL) { free(from); free(to); fuse_reply_err(req, ENOMEM); return; }
+  if (!namespace_ok(c, "rename", from, to)) { free(from); free(to); fuse_reply_err(req, EROFS); return; }
+  rg_prior_t pr[2];
+  rg_prior(c, from, &pr[0]);
+  rg_prior(c, to, &pr[1]);
+  rg_lock();
+  rg_node_t *src = rg_node_find(p, name);
+  if (src) src->refs++;
+  rg_unlock();
+  int fd = -1;
+  rg_node_t *dst = (flags & RENAME_EXCHANGE) ? NULL : hold_named(c, np, newname, to, &fd);
+  rg_node_t *other = NULL;
+  if (flags & RENAME_EXCHANGE) {
+    rg_lock();
+    other = rg_node_find(np, newname);
+    if (other) other->refs++;
+    rg_unlock();
+  }
+  int r = renameat2(c->root_fd, rg_rel(from), c->root_fd, rg_rel(to), flags) < 0 ? -errno : 0;
+  removed(c, dst, fd, r == 0 && dst != src, &pr[1]);
+  if (r == 0 && other) rg_node_detach(other, -1);
+  if (r == 0 && src) rg_node_move(src, np, newname);
+  if (r == 0 && other) rg_node_move(other, p, name);
+  if (other) rg_node_release(other);
+  if (src) rg_node_release(src);
+  rg_event_p(c, "rename", from, to, r < 0 ? r : RG_DONE, &pr[0], &pr[1]);
+  rg_prior_free(&pr[0]);
+  rg_prior_free(&pr[1]);
+  free(from);
+  free(to);
+  fuse_reply_err(req, -r);
+}
+
+// Every handler, in one place. Not served, on purpose: flush (nothing to do on a local backing
+// filesystem; once it answers ENOSYS the kernel stops sending one per close), access (the kernel
+// checks permissions: default_permissions), locks (the kernel keeps them locally).
+const struct fuse_lowlevel_ops rg_ops = {
+  .init = op_init,
+  .lookup = op_lookup,
+  .forget = op_forget,
+  .forget_multi = op_forget_multi,
+  .getattr = op_getattr,
+  .readlink = op_readlink,
+  .statfs = op_statfs,
+  .getxattr = op_getxattr,
+  .listxattr = op_listxattr,
+  .opendir = op_opendir,
+  .readdir = op_readdir,
+  .readdirplus = op_readdirplus,
+  .releasedir = op_releasedir,
+  .fsyncdir = op_fsyncdir,
+  .open = op_open,              // a write-open: the policy (change_begin)
+  .release = op_release,
+  .read = op_read,              // not asked for passthrough opens
+  .write = op_write,            // only on handles granted for writing
+  .fsync = op_fsync,
+  .fallocate = op_fallocate,
+  .lseek = op_lseek,
+  .copy_file_range = op_copy_file_range,
+  .setattr = op_setattr,        // the policy: truncate, chmod, chown, utimens
+  .setxattr = op_setxattr,      // the policy
+  .removexattr = op_removexattr,// the policy
+  .mknod = op_mknod,            // refused in every mode
+  .mkdir = op_mkdir,            // namespace: refused in readonly mode (and so for the rest)
+  .symlink = op_symlink,
+  .create = op_create,
+  .link = op_link,
+  .unlink = op_unlink,
+  .rmdir = op_rmdir,
+  .rename = op_rename,          // RENAME_NOREPLACE and RENAME_EXCHANGE
+};

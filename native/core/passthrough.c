@@ -1,0 +1,113 @@
+// The session's own reads and writes of /dev/fuse (fuse_session_custom_io): every request is
+// counted by kind, and, where the kernel offers FUSE_PASSTHROUGH and the server may use it
+// (CAP_SYS_ADMIN), the INIT reply asks for it and open replies name a backing file. libfuse 3.14
+// knows neither (passthrough came with 3.17); both are fields of replies libfuse already sends,
+// completed here just before they are written. Without passthrough nothing is changed.
+#include "core.h"
+#include <errno.h>
+#include <linux/fuse.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+// Linux 6.9's additions to the protocol (7.40), which Debian 12's linux/fuse.h predates.
+#define RG_FUSE_PASSTHROUGH_FLAGS2 (1u << (37 - 32)) // FUSE_PASSTHROUGH, in init flags2
+#define RG_FOPEN_PASSTHROUGH (1u << 7)
+struct rg_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
+#define RG_DEV_IOC_BACKING_OPEN _IOW(FUSE_DEV_IOC_MAGIC, 1, struct rg_backing_map)
+#define RG_DEV_IOC_BACKING_CLOSE _IOW(FUSE_DEV_IOC_MAGIC, 2, uint32_t)
+// fuse_init_out's unused[0] is max_stack_depth since 7.40; fuse_open_out's padding, backing_id.
+#define RG_MAX_STACK_DEPTH(o) ((o)->unused[0])
+#define RG_BACKING_ID(o) ((o)->padding)
+
+static __thread int pending_backing;
+
+void rg_reply_backing (int id) {
+  pending_backing = id;
+}
+
+static ssize_t io_read (int fd, void *buf, size_t len, void *userdata) {
+  rg_core_t *c = userdata;
+  ssize_t n = read(fd, buf, len);
+  if (n < (ssize_t) sizeof(struct fuse_in_header)) return n;
+  const struct fuse_in_header *h = buf;
+  if (h->opcode < 64) __atomic_add_fetch(&c->requests[h->opcode], 1, __ATOMIC_RELAXED);
+  if (h->opcode == FUSE_INIT && (size_t) n >= sizeof(*h) + sizeof(struct fuse_init_in)) {
+    const struct fuse_init_in *in = (const void *) (h + 1);
+    if (c->allow_passthrough && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_PASSTHROUGH_FLAGS2)) c->init_unique = h->unique;
+  }
+  return n;
+}
+
+static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) {
+  rg_core_t *c = userdata;
+  if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
+    const struct fuse_out_header *h = iov[0].iov_base;
+    if (h->error == 0 && c->init_unique != 0 && h->unique == c->init_unique &&
+        iov[1].iov_len >= offsetof(struct fuse_init_out, unused) + sizeof(uint32_t)) {
+      struct fuse_init_out *o = iov[1].iov_base;
+      o->flags |= FUSE_INIT_EXT;
+      o->flags2 |= RG_FUSE_PASSTHROUGH_FLAGS2;
+      RG_MAX_STACK_DEPTH(o) = 1; // backing files are on an ordinary filesystem
+      c->init_unique = 0;
+      c->passthrough = 1;
+    } else if (h->error == 0 && pending_backing > 0 && iov[count - 1].iov_len >= sizeof(struct fuse_open_out)) {
+      // An open reply ends with fuse_open_out; a create reply has the entry before it.
+      struct fuse_open_out *o = (void *) ((char *) iov[count - 1].iov_base + iov[count - 1].iov_len - sizeof(*o));
+      o->open_flags |= RG_FOPEN_PASSTHROUGH;
+      RG_BACKING_ID(o) = (uint32_t) pending_backing;
+    }
+  }
+  return writev(fd, iov, count);
+}
+
+const struct fuse_custom_io rg_io = { .writev = io_writev, .read = io_read };
+
+// All passthrough handles of a node share one backing file: the kernel refuses a second one for
+// the same inode while the first is in use.
+int rg_backing_get (rg_core_t *c, rg_node_t *n, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return 0;
+  rg_lock();
+  if (n->backing_id && (n->backing_dev != st.st_dev || n->backing_ino != st.st_ino)) {
+    // Only a nameless node gets here: a copy-up of a named one gives the name a new node.
+    rg_unlock();
+    return -EBUSY;
+  }
+  if (n->backing_id) {
+    n->pt_handles++;
+    int id = n->backing_id;
+    rg_unlock();
+    return id;
+  }
+  rg_unlock();
+  struct rg_backing_map map = { .fd = fd };
+  int id = ioctl(fuse_session_fd(c->se), RG_DEV_IOC_BACKING_OPEN, &map);
+  if (id <= 0) return 0; // served the ordinary way
+  rg_lock();
+  if (n->backing_id) { // another open got there first
+    int other = n->backing_id;
+    n->pt_handles++;
+    rg_unlock();
+    uint32_t mine = (uint32_t) id;
+    ioctl(fuse_session_fd(c->se), RG_DEV_IOC_BACKING_CLOSE, &mine);
+    return other;
+  }
+  n->backing_id = id;
+  n->backing_dev = st.st_dev;
+  n->backing_ino = st.st_ino;
+  n->pt_handles = 1;
+  rg_unlock();
+  return id;
+}
+
+void rg_backing_put (rg_core_t *c, rg_node_t *n, int id) {
+  rg_lock();
+  int last = n->backing_id == id && --n->pt_handles == 0;
+  if (last) n->backing_id = 0;
+  rg_unlock();
+  if (!last) return;
+  uint32_t bid = (uint32_t) id;
+  ioctl(fuse_session_fd(c->se), RG_DEV_IOC_BACKING_CLOSE, &bid);
+}
