@@ -42,13 +42,15 @@ export interface CoreMountOptions {
   onEvents: () => void
   /** Called on the JS thread once the session has ended (the mount is gone). */
   onExit: () => void
+  /** Called on the JS thread once the kernel's INIT is answered: the mount serves. */
+  onReady: () => void
 }
 
 declare const handle: unique symbol
 export type CoreHandle = { readonly [handle]: true }
 
 interface CoreAddon {
-  mount(mountpoint: string, root: string, mode: number, allowOther: boolean, debug: boolean, passthrough: boolean, fsname: string, onEvents: () => void, onExit: () => void): CoreHandle
+  mount(mountpoint: string, root: string, mode: number, allowOther: boolean, debug: boolean, passthrough: boolean, fsname: string, onEvents: () => void, onExit: () => void, onReady: () => void): CoreHandle
   drainEvents(h: CoreHandle): Array<string | number | null | CorePrior>
   stats(h: CoreHandle): CoreStats
 }
@@ -69,7 +71,7 @@ export class Core {
       if (msg.includes('libfuse3.so')) throw new GuardError('MISSING_DEPENDENCY', 'libfuse3.so.3 is not installed: install the Debian package libfuse3-3 (apt-get install libfuse3-3)')
       throw new GuardError('MISSING_DEPENDENCY', `cannot load the native core: ${msg}; ${REBUILD}`)
     }
-    this.h = this.addon.mount(o.mountpoint, o.root, o.mode, o.allowOther, o.debug, o.passthrough, o.fsname, o.onEvents, o.onExit)
+    this.h = this.addon.mount(o.mountpoint, o.root, o.mode, o.allowOther, o.debug, o.passthrough, o.fsname, o.onEvents, o.onExit, o.onReady)
   }
 
   /** The events queued since the last drain, and how many a full queue dropped. */

@@ -57,10 +57,9 @@ function main (): void {
     if (config.detached && process.connected) process.disconnect()
   }
 
-  const served = process.env.ROFILES_GUARD_NATIVE === '0'
+  const served: Served = process.env.ROFILES_GUARD_NATIVE === '0'
     ? serveReference(config, journal, backing, debug, ready, ended)
-    : serveCore(config, journal, debug, ended)
-  if (served.mounted) ready()
+    : serveCore(config, journal, debug, ready, ended)
 
   // Leaving without the caller: unmount (lazily if busy) so nothing stays broken, then exit.
   function stop (why: string): void {
@@ -104,8 +103,6 @@ function main (): void {
 
 /** What serves the mount: the native core, or the TypeScript reference. */
 interface Served {
-  /** true when mounted by now; else ready() is called once it is. */
-  mounted: boolean
   /** Hands what the server did natively to the journal (before a hook changes or it is read). */
   drain(): void
   stats(): ServerStats
@@ -115,7 +112,7 @@ interface Served {
  * The libfuse 3 core (native/core): every request served on its own threads, the policy included;
  * what it did reaches the journal as events, drained in batches.
  */
-function serveCore (config: ServerConfig, journal: Journal, debug: boolean, ended: () => void): Served {
+function serveCore (config: ServerConfig, journal: Journal, debug: boolean, ready: () => void, ended: () => void): Served {
   let drainTimer: NodeJS.Timeout | undefined
   let core: Core
   const drain = (): void => {
@@ -138,13 +135,15 @@ function serveCore (config: ServerConfig, journal: Journal, debug: boolean, ende
       fsname: FS_NAME,
       // Batched: a burst of changes wakes this thread once per DRAIN_MS, not per request.
       onEvents: () => { drainTimer ??= setTimeout(drain, DRAIN_MS) },
-      onExit: ended
+      onExit: ended,
+      // setImmediate: `served` is assigned by then
+      onReady: () => setImmediate(ready)
     })
   } catch (err) {
     if (err instanceof GuardError) fail(err.code, err.message)
     fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${(err as Error).message}`)
   }
-  return { mounted: true, drain, stats: () => ({ core: 'libfuse3', ...core.stats() }) }
+  return { drain, stats: () => ({ core: 'libfuse3', ...core.stats() }) }
 }
 
 /**
@@ -197,7 +196,7 @@ function serveReference (config: ServerConfig, journal: Journal, backing: Backin
     if (err) fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${err.message}`)
     ready()
   })
-  return { mounted: false, drain: () => {}, stats: () => ({ core: 'fuse-native', passthrough: false, requests: {} }) }
+  return { drain: () => {}, stats: () => ({ core: 'fuse-native', passthrough: false, requests: {} }) }
 }
 
 main()

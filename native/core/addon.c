@@ -14,6 +14,7 @@ typedef struct {
   napi_env env;
   napi_ref on_events;
   napi_ref on_exit;
+  napi_ref on_ready;
 } rg_js_t;
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
@@ -32,6 +33,12 @@ static void call_js (rg_core_t *c, napi_ref ref) {
 
 static void on_events (uv_async_t *a) {
   call_js(a->data, ((rg_js_t *) ((rg_core_t *) a->data)->js)->on_events);
+}
+
+static void on_ready (uv_async_t *a) {
+  rg_core_t *c = a->data;
+  uv_close((uv_handle_t *) &c->ready_async, NULL);
+  call_js(c, ((rg_js_t *) c->js)->on_ready);
 }
 
 static void on_session_end (uv_async_t *a) {
@@ -67,12 +74,12 @@ static int bool_arg (napi_env env, napi_value v) {
   return b;
 }
 
-// mount(mountpoint, root, mode, allowOther, debug, passthrough, fsname, onEvents, onExit)
+// mount(mountpoint, root, mode, allowOther, debug, passthrough, fsname, onEvents, onExit, onReady)
 static napi_value mount (napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 9) { napi_throw_type_error(env, NULL, "mount: 9 arguments expected"); return NULL; }
+  if (argc < 10) { napi_throw_type_error(env, NULL, "mount: 10 arguments expected"); return NULL; }
   char *mountpoint = string_arg(env, argv[0]);
   char *fsname = string_arg(env, argv[6]);
   rg_core_t *c = calloc(1, sizeof(*c));
@@ -113,6 +120,7 @@ static napi_value mount (napi_env env, napi_callback_info info) {
   js->env = env;
   napi_create_reference(env, argv[7], 1, &js->on_events);
   napi_create_reference(env, argv[8], 1, &js->on_exit);
+  napi_create_reference(env, argv[9], 1, &js->on_ready);
   c->js = js;
   uv_loop_t *uv;
   napi_get_uv_event_loop(env, &uv);
@@ -121,6 +129,8 @@ static napi_value mount (napi_env env, napi_callback_info info) {
   uv_unref((uv_handle_t *) &c->ev_async);
   // Kept referenced: a detached mount's process has nothing else keeping it alive.
   uv_async_init(uv, &c->exit_async, on_session_end);
+  uv_async_init(uv, &c->ready_async, on_ready);
+  c->ready_async.data = c;
   c->exit_async.data = c;
   pthread_create(&c->thread, NULL, loop, c);
   free(mountpoint);

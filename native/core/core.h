@@ -28,6 +28,7 @@ typedef struct rg_node {
   ino_t ino;
   int hashed;             // reachable by (parent, name); 0 once its name was removed
   int nameless_fd;        // an O_PATH descriptor on the inode of a removed name still open, or -1
+  int fd;                 // a directory's O_PATH descriptor once opened (rg_dir_fd), or -1
   int open;               // open file handles
   uint32_t copy_gen;      // bumped by every copy-up of this name
   int stale_handles;      // open handles from before the last copy-up (their pages are the object's)
@@ -70,7 +71,9 @@ typedef struct rg_core {
   int mode;               // enum rg_mode
   int allow_passthrough;  // asked for and privileged
   int passthrough;        // negotiated at INIT
-  uint64_t init_unique;
+  uint64_t init_unique;   // the INIT request's, until its reply is written
+  int init_pt;            // the kernel offers passthrough and the server may use it
+  uv_async_t ready_async; // the INIT reply is written: the mount serves
   uint64_t requests[64];  // by opcode (atomic adds)
   // event queue for JS
   pthread_mutex_t ev_mut;
@@ -107,21 +110,26 @@ void rg_node_set_inode(rg_node_t *n, const struct stat *st);
 void rg_inval_ino(rg_core_t *c, dev_t dev, ino_t ino, rg_node_t *skip);
 void rg_inval_node(rg_core_t *c, rg_node_t *n, int data);
 
+// reach.c: where a name is, for the system calls on it
+typedef struct {
+  int dirfd;          // its directory (the node's descriptor, or the root's)
+  char name[256];     // "." for the root
+  char proc[300];     // "/proc/self/fd/<dirfd>/<name>": for calls without an *at form
+} rg_loc_t;
+int rg_dir_fd(rg_core_t *c, rg_node_t *dir);
+int rg_loc_child(rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l);
+// -ENOENT for a node whose name was removed.
+int rg_loc_node(rg_core_t *c, rg_node_t *n, rg_loc_t *l);
+
 // journal.c
-void rg_prior_stat(rg_core_t *c, const char *path, rg_prior_t *p);
-void rg_prior_details(rg_core_t *c, const char *path, rg_prior_t *p);
-void rg_prior(rg_core_t *c, const char *path, rg_prior_t *p);
+void rg_prior_stat(const rg_loc_t *l, rg_prior_t *p);
+void rg_prior_details(const rg_loc_t *l, rg_prior_t *p);
+void rg_prior(const rg_loc_t *l, rg_prior_t *p);
 void rg_prior_free(rg_prior_t *p);
 void rg_event_p(rg_core_t *c, const char *op, const char *path, const char *path2, int32_t outcome,
                 const rg_prior_t *p1, const rg_prior_t *p2);
 void rg_event(rg_core_t *c, const char *op, const char *path, int32_t outcome);
 char *rg_xattr_lines(const char *path);
-
-// reach.c: a path of the root for calls that have no *at form
-typedef struct { char p[4096]; int dirfd; } rg_at_t;
-const char *rg_rel(const char *path);
-int rg_at_open(rg_core_t *c, rg_at_t *a, const char *path);
-void rg_at_close(rg_at_t *a);
 
 // passthrough.c: the session's reads and writes of /dev/fuse (counted; INIT and open replies
 // completed for kernel passthrough)

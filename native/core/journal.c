@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define RG_MAX_EVENTS 100000
@@ -46,31 +47,27 @@ char *rg_xattr_lines (const char *path) {
 }
 
 // The first half of a prior state: the stat, which is also what the object test needs.
-void rg_prior_stat (rg_core_t *c, const char *path, rg_prior_t *p) {
+void rg_prior_stat (const rg_loc_t *l, rg_prior_t *p) {
   p->target = NULL;
   p->xattrs = NULL;
-  p->exists = fstatat(c->root_fd, rg_rel(path), &p->st, AT_SYMLINK_NOFOLLOW) == 0;
+  p->exists = fstatat(l->dirfd, l->name, &p->st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 // The rest, read only for a change that is going to be made: the xattrs and a symlink's target.
-void rg_prior_details (rg_core_t *c, const char *path, rg_prior_t *p) {
+void rg_prior_details (const rg_loc_t *l, rg_prior_t *p) {
   if (!p->exists || p->xattrs) return;
-  rg_at_t a;
-  if (rg_at_open(c, &a, path) == 0) {
-    p->xattrs = rg_xattr_lines(a.p);
-    rg_at_close(&a);
-  }
+  p->xattrs = rg_xattr_lines(l->proc);
   if (!S_ISLNK(p->st.st_mode)) return;
   char buf[4096];
-  ssize_t n = readlinkat(c->root_fd, rg_rel(path), buf, sizeof(buf) - 1);
+  ssize_t n = readlinkat(l->dirfd, l->name, buf, sizeof(buf) - 1);
   if (n < 0) return;
   buf[n] = 0;
   p->target = strdup(buf);
 }
 
-void rg_prior (rg_core_t *c, const char *path, rg_prior_t *p) {
-  rg_prior_stat(c, path, p);
-  rg_prior_details(c, path, p);
+void rg_prior (const rg_loc_t *l, rg_prior_t *p) {
+  rg_prior_stat(l, p);
+  rg_prior_details(l, p);
 }
 
 void rg_prior_free (rg_prior_t *p) {

@@ -21,6 +21,7 @@ void rg_unlock (void) { pthread_mutex_unlock(&lock); }
 void rg_nodes_init (rg_core_t *c) {
   memset(&root_node, 0, sizeof(root_node));
   root_node.nameless_fd = -1;
+  root_node.fd = -1;
   root_node.nlookup = 1;
   root_node.hashed = 1;
   struct stat st;
@@ -91,6 +92,7 @@ static void maybe_free (rg_node_t *n) {
     unhash_name(n);
     unhash_ino(n);
     if (n->nameless_fd >= 0) close(n->nameless_fd);
+    if (n->fd >= 0) close(n->fd);
     free(n->name);
     free(n);
     parent->refs--;
@@ -116,6 +118,7 @@ rg_node_t *rg_node_ref (rg_node_t *parent, const char *name, const struct stat *
     n->name = copy;
     n->parent = parent;
     n->nameless_fd = -1;
+    n->fd = -1;
     n->generation = ++generations;
     parent->refs++;
     hash_name(n);

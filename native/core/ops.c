@@ -32,23 +32,29 @@ static void reply_entry (fuse_req_t req, rg_node_t *parent, const char *name, co
 
 // --- reaching a node ---------------------------------------------------------------------------
 
-// Where a request's node is: a path of the root (named), or, for a name removed while the kernel
-// still holds it (an unlinked open file), a descriptor on the inode ("/proc/self/fd/N"). The
-// journal names the latter "<last path> (deleted)", as /proc does.
+// Where a request's node is: its name in its directory (named), or, for a name removed while the
+// kernel still holds it (an unlinked open file), a descriptor on the inode ("/proc/self/fd/N").
+// The journal names the latter "<last path> (deleted)", as /proc does.
 typedef struct {
   rg_node_t *node;
-  char *path;      // the journal's name; for a named node also the path calls use
+  char *path;      // the journal's name
   int fd;          // nameless: the O_PATH descriptor (the node's), else -1
-  char proc[48];
+  char fdproc[48];
+  rg_loc_t loc;    // named: where it is
 } rg_target_t;
 
-static int target_open (rg_target_t *t, fuse_ino_t ino) {
+static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino) {
   t->node = rg_node(ino);
+  t->path = NULL;
   rg_lock();
   int hashed = t->node->hashed;
   t->fd = hashed ? -1 : t->node->nameless_fd;
   rg_unlock();
   if (!hashed && t->fd < 0) return -ENOENT;
+  if (hashed) {
+    int r = rg_loc_node(c, t->node, &t->loc);
+    if (r < 0) return r;
+  }
   t->path = rg_node_path(t->node);
   if (t->path == NULL) return -ENOMEM;
   if (!hashed) {
@@ -57,7 +63,7 @@ static int target_open (rg_target_t *t, fuse_ino_t ino) {
     sprintf(named, "%s (deleted)", t->path);
     free(t->path);
     t->path = named;
-    snprintf(t->proc, sizeof(t->proc), "/proc/self/fd/%d", t->fd);
+    snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", t->fd);
   }
   return 0;
 }
@@ -67,19 +73,18 @@ static void target_close (rg_target_t *t) {
   t->path = NULL;
 }
 
-static int target_stat (rg_core_t *c, rg_target_t *t, struct stat *st) {
-  int r = t->fd >= 0 ? fstat(t->fd, st) : fstatat(c->root_fd, rg_rel(t->path), st, AT_SYMLINK_NOFOLLOW);
+static int target_stat (rg_target_t *t, struct stat *st) {
+  int r = t->fd >= 0 ? fstat(t->fd, st) : fstatat(t->loc.dirfd, t->loc.name, st, AT_SYMLINK_NOFOLLOW);
   return r < 0 ? -errno : 0;
 }
 
 // A call without an *at form on the target: `at` is a path reaching it, `follow` whether the
-// call must follow a last symlink (a nameless target's /proc link) or not (a path of the root).
-#define ON_TARGET(c, t, call) ({ \
-  int r_; \
-  if ((t)->fd >= 0) { const char *at = (t)->proc; int follow = 1; r_ = (call) < 0 ? -errno : 0; } \
-  else { rg_at_t a_; r_ = rg_at_open((c), &a_, (t)->path); \
-         if (r_ == 0) { const char *at = a_.p; int follow = 0; r_ = (call) < 0 ? -errno : 0; rg_at_close(&a_); } } \
-  r_; })
+// call must follow a last symlink (a nameless target's /proc link) or not (a name).
+#define ON_TARGET(t, call) ({ \
+  const char *at = (t)->fd >= 0 ? (t)->fdproc : (t)->loc.proc; \
+  int follow = (t)->fd >= 0; \
+  (void) follow; \
+  (call) < 0 ? -errno : 0; })
 
 // --- the policy at each change -----------------------------------------------------------------
 
@@ -100,7 +105,7 @@ static int copy_up (rg_core_t *c, rg_target_t *t) {
   pthread_mutex_lock(&copyup_lock);
   struct stat before, after;
   rg_node_t *n = t->node;
-  int r = target_stat(c, t, &before);
+  int r = target_stat(t, &before);
   // A name whose kernel inode has passthrough handles on the object keeps that backing file for
   // every open until they close: the name must get a new node instead. The old one stays with
   // the object for those handles (nameless, through objfd).
@@ -109,15 +114,13 @@ static int copy_up (rg_core_t *c, rg_target_t *t) {
     if (t->fd >= 0) {
       int fd = rg_copy_up_unlinked(t->fd, c->root);
       if (fd < 0) r = fd;
-      else { rg_node_detach(n, fd); t->fd = fd; snprintf(t->proc, sizeof(t->proc), "/proc/self/fd/%d", fd); }
+      else { rg_node_detach(n, fd); t->fd = fd; snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", fd); }
     } else {
-      if (__atomic_load_n(&n->pt_handles, __ATOMIC_ACQUIRE) > 0) objfd = openat(c->root_fd, rg_rel(t->path), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      rg_at_t a;
-      r = rg_at_open(c, &a, t->path);
-      if (r == 0) { r = rg_copy_up(a.p); rg_at_close(&a); }
+      if (__atomic_load_n(&n->pt_handles, __ATOMIC_ACQUIRE) > 0) objfd = openat(t->loc.dirfd, t->loc.name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      r = rg_copy_up(t->loc.proc);
     }
   }
-  if (r < 0 || target_stat(c, t, &after) < 0 || (after.st_ino == before.st_ino && after.st_dev == before.st_dev)) {
+  if (r < 0 || target_stat(t, &after) < 0 || (after.st_ino == before.st_ino && after.st_dev == before.st_dev)) {
     pthread_mutex_unlock(&copyup_lock);
     if (objfd >= 0) close(objfd);
     return r;
@@ -159,9 +162,9 @@ static int change_begin (rg_core_t *c, rg_change_t *ch, fuse_ino_t ino, const ch
   ch->op = op;
   ch->copied = ch->replaced = 0;
   ch->pr.target = ch->pr.xattrs = NULL;
-  int r = target_open(&ch->t, ino);
-  if (r < 0) return r;
-  ch->pr.exists = target_stat(c, &ch->t, &ch->pr.st) == 0;
+  int r = target_open(c, &ch->t, ino);
+  if (r < 0) { target_close(&ch->t); return r; }
+  ch->pr.exists = target_stat(&ch->t, &ch->pr.st) == 0;
   int object = ch->pr.exists && is_object(&ch->t, &ch->pr.st);
   if (ch->t.fd >= 0) ch->pr.exists = 0; // a nameless inode has no path state
   switch (rg_decide(cls, (enum rg_mode) c->mode, object)) {
@@ -170,12 +173,12 @@ static int change_begin (rg_core_t *c, rg_change_t *ch, fuse_ino_t ino, const ch
       target_close(&ch->t);
       return -EROFS;
     case RG_PASS:
-      if (ch->t.fd < 0) rg_prior_details(c, ch->t.path, &ch->pr);
+      if (ch->t.fd < 0) rg_prior_details(&ch->t.loc, &ch->pr);
       return 0;
     case RG_COPYUP:
       break;
   }
-  if (ch->t.fd < 0) rg_prior_details(c, ch->t.path, &ch->pr); // before the copy-up: what the hook saw
+  if (ch->t.fd < 0) rg_prior_details(&ch->t.loc, &ch->pr); // before the copy-up: what the hook saw
   r = copy_up(c, &ch->t);
   if (r < 0) {
     rg_event(c, op, ch->t.path, r);
@@ -205,15 +208,13 @@ static int namespace_ok (rg_core_t *c, const char *op, const char *path, const c
 
 // New entries belong to the process that made them, not to the server; in a set-group-ID
 // directory the kernel already gave the entry the directory's group.
-static int give_to_caller (rg_core_t *c, fuse_req_t req, rg_node_t *parent, const char *path) {
+static int give_to_caller (fuse_req_t req, const rg_loc_t *l) {
   const struct fuse_ctx *x = fuse_req_ctx(req);
   if (x->uid == 0 && x->gid == 0) return 0;
   gid_t gid = x->gid;
   struct stat st;
-  char *pp = rg_node_path(parent);
-  if (pp && fstatat(c->root_fd, rg_rel(pp), &st, 0) == 0 && (st.st_mode & S_ISGID)) gid = (gid_t) -1;
-  free(pp);
-  return fchownat(c->root_fd, rg_rel(path), x->uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+  if (fstat(l->dirfd, &st) == 0 && (st.st_mode & S_ISGID)) gid = (gid_t) -1;
+  return fchownat(l->dirfd, l->name, x->uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 // --- reads -------------------------------------------------------------------------------------
@@ -231,12 +232,12 @@ static void op_init (void *userdata, struct fuse_conn_info *conn) {
 static void op_lookup (fuse_req_t req, fuse_ino_t parent, const char *name) {
   rg_core_t *c = CORE(req);
   rg_node_t *p = rg_node(parent);
-  char *path = rg_child_path(p, name);
-  if (path == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  rg_loc_t l;
+  int r = rg_loc_child(c, p, name, &l);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
   struct stat st;
-  int r = fstatat(c->root_fd, rg_rel(path), &st, AT_SYMLINK_NOFOLLOW);
+  r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW);
   int e = errno;
-  free(path);
   if (r == 0) { reply_entry(req, p, name, &st, NULL); return; }
   if (e != ENOENT) { fuse_reply_err(req, e); return; }
   // A negative entry, kept as long as names are: a name this mount creates replaces it.
@@ -261,10 +262,10 @@ static void op_forget_multi (fuse_req_t req, size_t count, struct fuse_forget_da
 static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(&t, ino);
-  if (r < 0) { fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino);
+  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
   struct stat st;
-  r = target_stat(c, &t, &st);
+  r = target_stat(&t, &st);
   target_close(&t);
   if (r < 0) fuse_reply_err(req, -r);
   else fuse_reply_attr(req, &st, RG_TIMEOUT);
@@ -273,10 +274,10 @@ static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void op_readlink (fuse_req_t req, fuse_ino_t ino) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(&t, ino);
-  if (r < 0) { fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino);
+  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
   char buf[4097];
-  ssize_t n = t.fd >= 0 ? readlinkat(t.fd, "", buf, sizeof(buf) - 1) : readlinkat(c->root_fd, rg_rel(t.path), buf, sizeof(buf) - 1);
+  ssize_t n = t.fd >= 0 ? readlinkat(t.fd, "", buf, sizeof(buf) - 1) : readlinkat(t.loc.dirfd, t.loc.name, buf, sizeof(buf) - 1);
   int e = errno;
   target_close(&t);
   if (n < 0) { fuse_reply_err(req, e); return; }
@@ -293,11 +294,11 @@ static void op_statfs (fuse_req_t req, fuse_ino_t ino) {
 static void op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(&t, ino);
-  if (r < 0) { fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino);
+  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
   char *buf = size ? malloc(size) : NULL;
   ssize_t n = -1;
-  r = ON_TARGET(c, &t, (n = follow ? getxattr(at, name, buf, size) : lgetxattr(at, name, buf, size)));
+  r = ON_TARGET(&t, (n = follow ? getxattr(at, name, buf, size) : lgetxattr(at, name, buf, size)));
   target_close(&t);
   if (r < 0) fuse_reply_err(req, -r);
   else if (size == 0) fuse_reply_xattr(req, (size_t) n);
@@ -308,11 +309,11 @@ static void op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_
 static void op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(&t, ino);
-  if (r < 0) { fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino);
+  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
   char *buf = size ? malloc(size) : NULL;
   ssize_t n = -1;
-  r = ON_TARGET(c, &t, (n = follow ? listxattr(at, buf, size) : llistxattr(at, buf, size)));
+  r = ON_TARGET(&t, (n = follow ? listxattr(at, buf, size) : llistxattr(at, buf, size)));
   target_close(&t);
   if (r < 0) fuse_reply_err(req, -r);
   else if (size == 0) fuse_reply_xattr(req, (size_t) n);
@@ -327,9 +328,9 @@ typedef struct { DIR *dir; off_t offset; struct dirent *entry; } rg_dir_t;
 static void op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(&t, ino);
-  if (r < 0) { fuse_reply_err(req, -r); return; }
-  int fd = t.fd >= 0 ? -1 : openat(c->root_fd, rg_rel(t.path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r = target_open(c, &t, ino);
+  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
+  int fd = t.fd >= 0 ? -1 : openat(t.loc.dirfd, t.loc.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int e = t.fd >= 0 ? ENOENT : errno;
   target_close(&t);
   if (fd < 0) { fuse_reply_err(req, e); return; }
@@ -508,11 +509,11 @@ static void rg_release_handle (rg_core_t *c, rg_handle_t *h) {
 static int open_existing (rg_core_t *c, fuse_ino_t ino, int flags) {
   rg_change_t ch;
   int w = writes(flags);
-  int r = w ? change_begin(c, &ch, ino, "open", RG_WRITE_OPEN) : target_open(&ch.t, ino);
-  if (r < 0) return r;
+  int r = w ? change_begin(c, &ch, ino, "open", RG_WRITE_OPEN) : target_open(c, &ch.t, ino);
+  if (r < 0) { if (!w) target_close(&ch.t); return r; }
   // The name has a new node now: ESTALE makes the kernel look the name up again and open that.
   if (w && ch.replaced) return change_end(c, &ch, 0), -ESTALE;
-  int fd = ch.t.fd >= 0 ? open(ch.t.proc, backing_flags(flags)) : openat(c->root_fd, rg_rel(ch.t.path), backing_flags(flags));
+  int fd = ch.t.fd >= 0 ? open(ch.t.fdproc, backing_flags(flags)) : openat(ch.t.loc.dirfd, ch.t.loc.name, backing_flags(flags));
   r = fd < 0 ? -errno : 0;
   if (w) change_end(c, &ch, r);
   else target_close(&ch.t);
@@ -578,8 +579,8 @@ static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
   int r = change_begin(c, &ch, ino, op, RG_ATTR);
   if (r < 0) { fuse_reply_err(req, -r); return; }
   rg_target_t *t = &ch.t;
-  int dfd = t->fd >= 0 ? AT_FDCWD : c->root_fd;
-  const char *rel = t->fd >= 0 ? t->proc : rg_rel(t->path);
+  int dfd = t->fd >= 0 ? AT_FDCWD : t->loc.dirfd;
+  const char *rel = t->fd >= 0 ? t->fdproc : t->loc.name;
   if (r == 0 && (to_set & FUSE_SET_ATTR_MODE)) {
     r = fchmodat(dfd, rel, attr->st_mode, 0) < 0 ? -errno : 0;
   }
@@ -589,7 +590,7 @@ static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     r = (t->fd >= 0 ? fchownat(t->fd, "", uid, gid, AT_EMPTY_PATH) : fchownat(dfd, rel, uid, gid, AT_SYMLINK_NOFOLLOW)) < 0 ? -errno : 0;
   }
   if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
-    r = ON_TARGET(c, t, ((void) follow, truncate(at, attr->st_size)));
+    r = ON_TARGET(t, truncate(at, attr->st_size));
   }
   if (r == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
     struct timespec tv[2];
@@ -600,7 +601,7 @@ static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     r = utimensat(dfd, rel, tv, t->fd >= 0 ? 0 : AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
   }
   struct stat st;
-  int sr = r == 0 ? target_stat(c, t, &st) : r;
+  int sr = r == 0 ? target_stat(t, &st) : r;
   change_end(c, &ch, r);
   if (sr < 0) fuse_reply_err(req, -sr);
   else fuse_reply_attr(req, &st, RG_TIMEOUT);
@@ -610,7 +611,7 @@ static void op_setxattr (fuse_req_t req, fuse_ino_t ino, const char *name, const
   rg_core_t *c = CORE(req);
   rg_change_t ch;
   int r = change_begin(c, &ch, ino, "setxattr", RG_ATTR);
-  if (r == 0) r = change_end(c, &ch, ON_TARGET(c, &ch.t, (follow ? setxattr(at, name, value, size, flags) : lsetxattr(at, name, value, size, flags))));
+  if (r == 0) r = change_end(c, &ch, ON_TARGET(&ch.t, (follow ? setxattr(at, name, value, size, flags) : lsetxattr(at, name, value, size, flags))));
   fuse_reply_err(req, -r);
 }
 
@@ -618,27 +619,37 @@ static void op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name) {
   rg_core_t *c = CORE(req);
   rg_change_t ch;
   int r = change_begin(c, &ch, ino, "removexattr", RG_ATTR);
-  if (r == 0) r = change_end(c, &ch, ON_TARGET(c, &ch.t, (follow ? removexattr(at, name) : lremovexattr(at, name))));
+  if (r == 0) r = change_end(c, &ch, ON_TARGET(&ch.t, (follow ? removexattr(at, name) : lremovexattr(at, name))));
   fuse_reply_err(req, -r);
 }
 
 // --- changes to names --------------------------------------------------------------------------
 
-// A new entry made by `make` (0 or -errno) at parent/name: policy, prior state, ownership, the
-// journal, the entry reply.
+// The name `name` in `parent` for a change to names: where it is (l) and its path for the journal
+// (*path, malloc'd). 0 or -errno.
+static int child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l, char **path) {
+  int r = rg_loc_child(c, parent, name, l);
+  if (r < 0) return r;
+  *path = rg_child_path(parent, name);
+  return *path ? 0 : -ENOMEM;
+}
+
+// A new entry made by `make` (0 or -errno; `l` is where) at parent/name: policy, prior state,
+// ownership, the journal, the entry reply.
 #define NEW_ENTRY(req, op, parent, name, make, undo_flags) do { \
   rg_core_t *c = CORE(req); \
   rg_node_t *p_ = rg_node(parent); \
-  char *path = rg_child_path(p_, (name)); \
-  if (path == NULL) { fuse_reply_err((req), ENOMEM); return; } \
+  rg_loc_t l; \
+  char *path = NULL; \
+  int r = child(c, p_, (name), &l, &path); \
+  if (r < 0) { free(path); fuse_reply_err((req), -r); return; } \
   if (!namespace_ok(c, (op), path, NULL)) { free(path); fuse_reply_err((req), EROFS); return; } \
   rg_prior_t pr; \
-  rg_prior(c, path, &pr); \
-  const char *rel = rg_rel(path); \
-  int r = (make); \
-  if (r == 0) { r = give_to_caller(c, (req), p_, path); if (r < 0) unlinkat(c->root_fd, rel, (undo_flags)); } \
+  rg_prior(&l, &pr); \
+  r = (make); \
+  if (r == 0) { r = give_to_caller((req), &l); if (r < 0) unlinkat(l.dirfd, l.name, (undo_flags)); } \
   struct stat st; \
-  if (r == 0 && fstatat(c->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno; \
+  if (r == 0 && fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno; \
   rg_event_p(c, (op), path, NULL, r < 0 ? r : RG_DONE, &pr, NULL); \
   rg_prior_free(&pr); \
   free(path); \
@@ -646,11 +657,11 @@ static void op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name) {
 } while (0)
 
 static void op_mkdir (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
-  NEW_ENTRY(req, "mkdir", parent, name, mkdirat(c->root_fd, rel, mode) < 0 ? -errno : 0, AT_REMOVEDIR);
+  NEW_ENTRY(req, "mkdir", parent, name, mkdirat(l.dirfd, l.name, mode) < 0 ? -errno : 0, AT_REMOVEDIR);
 }
 
 static void op_symlink (fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
-  NEW_ENTRY(req, "symlink", parent, name, symlinkat(link, c->root_fd, rel) < 0 ? -errno : 0, 0);
+  NEW_ENTRY(req, "symlink", parent, name, symlinkat(link, l.dirfd, l.name) < 0 ? -errno : 0, 0);
 }
 
 // Refused in every mode (rg_decide): a device node or FIFO in the new root is not a hook's to make.
@@ -665,21 +676,22 @@ static void op_mknod (fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
   rg_node_t *p = rg_node(parent);
-  char *path = rg_child_path(p, name);
-  if (path == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  rg_loc_t l;
+  char *path = NULL;
+  int r = child(c, p, name, &l, &path);
+  if (r < 0) { free(path); fuse_reply_err(req, -r); return; }
   if (!namespace_ok(c, "create", path, NULL)) { free(path); fuse_reply_err(req, EROFS); return; }
   rg_prior_t pr;
-  rg_prior(c, path, &pr);
-  const char *rel = rg_rel(path);
+  rg_prior(&l, &pr);
   // Always exclusive here: where the name exists after all (the kernel's view was older), this
-  // is an open of an existing file, and the policy decides it as one (below).
-  int fd = openat(c->root_fd, rel, backing_flags(fi->flags) | O_CREAT | O_EXCL, mode);
-  int r = fd < 0 ? -errno : 0;
+  // is an open of an existing file, and the policy decides it as one.
+  int fd = openat(l.dirfd, l.name, backing_flags(fi->flags) | O_CREAT | O_EXCL, mode);
+  r = fd < 0 ? -errno : 0;
   if (r == -EEXIST && !(fi->flags & O_EXCL)) {
     rg_prior_free(&pr);
-    struct stat st;
-    r = fstatat(c->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
     free(path);
+    struct stat st;
+    r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
     rg_node_t *n = r == 0 ? rg_node_ref(p, name, &st) : NULL;
     if (n == NULL) { fuse_reply_err(req, r < 0 ? -r : ENOMEM); return; }
     fd = open_existing(c, rg_node_id(n), fi->flags);
@@ -688,8 +700,8 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
     return;
   }
   if (r == 0) {
-    r = give_to_caller(c, req, p, path);
-    if (r < 0) { close(fd); unlinkat(c->root_fd, rel, 0); }
+    r = give_to_caller(req, &l);
+    if (r < 0) { close(fd); unlinkat(l.dirfd, l.name, 0); }
   }
   struct stat st;
   if (r == 0 && fstat(fd, &st) < 0) { r = -errno; close(fd); }
@@ -702,14 +714,14 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
   serve_open(req, c, n, fd, fi, p, name, &st);
 }
 
-// Before a name is removed: a descriptor on its inode for the node, if the kernel holds one (it
-// may still reach it: an open file, a /proc/self/fd link).
-static rg_node_t *hold_named (rg_core_t *c, rg_node_t *parent, const char *name, const char *path, int *fd) {
+// Before a name is removed: its node, if the kernel holds one, with a descriptor on its inode (the
+// kernel may still reach it: an open file, a /proc/self/fd link).
+static rg_node_t *hold_named (rg_node_t *parent, const rg_loc_t *l, int *fd) {
   rg_lock();
-  rg_node_t *n = rg_node_find(parent, name);
+  rg_node_t *n = rg_node_find(parent, l->name);
   if (n) n->refs++;
   rg_unlock();
-  *fd = n ? openat(c->root_fd, rg_rel(path), O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
+  *fd = n ? openat(l->dirfd, l->name, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
   return n;
 }
 
@@ -729,14 +741,16 @@ static void removed (rg_core_t *c, rg_node_t *n, int fd, int ok, const rg_prior_
 static void remove_name (fuse_req_t req, fuse_ino_t parent, const char *name, const char *op, int flags) {
   rg_core_t *c = CORE(req);
   rg_node_t *p = rg_node(parent);
-  char *path = rg_child_path(p, name);
-  if (path == NULL) { fuse_reply_err(req, ENOMEM); return; }
+  rg_loc_t l;
+  char *path = NULL;
+  int r = child(c, p, name, &l, &path);
+  if (r < 0) { free(path); fuse_reply_err(req, -r); return; }
   if (!namespace_ok(c, op, path, NULL)) { free(path); fuse_reply_err(req, EROFS); return; }
   rg_prior_t pr;
-  rg_prior(c, path, &pr);
+  rg_prior(&l, &pr);
   int fd;
-  rg_node_t *n = hold_named(c, p, name, path, &fd);
-  int r = unlinkat(c->root_fd, rg_rel(path), flags) < 0 ? -errno : 0;
+  rg_node_t *n = hold_named(p, &l, &fd);
+  r = unlinkat(l.dirfd, l.name, flags) < 0 ? -errno : 0;
   removed(c, n, fd, r == 0, &pr);
   rg_event_p(c, op, path, NULL, r < 0 ? r : RG_DONE, &pr, NULL);
   rg_prior_free(&pr);
@@ -755,18 +769,20 @@ static void op_rmdir (fuse_req_t req, fuse_ino_t parent, const char *name) {
 static void op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(&t, ino);
-  if (r < 0) { fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino);
+  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
   rg_node_t *np = rg_node(newparent);
-  char *to = rg_child_path(np, newname);
-  if (to == NULL) { target_close(&t); fuse_reply_err(req, ENOMEM); return; }
+  rg_loc_t l;
+  char *to = NULL;
+  r = child(c, np, newname, &l, &to);
+  if (r < 0) { free(to); target_close(&t); fuse_reply_err(req, -r); return; }
   if (!namespace_ok(c, "link", t.path, to)) { free(to); target_close(&t); fuse_reply_err(req, EROFS); return; }
   rg_prior_t pr;
-  rg_prior(c, to, &pr);
-  r = (t.fd >= 0 ? linkat(AT_FDCWD, t.proc, c->root_fd, rg_rel(to), AT_SYMLINK_FOLLOW)
-                 : linkat(c->root_fd, rg_rel(t.path), c->root_fd, rg_rel(to), 0)) < 0 ? -errno : 0;
+  rg_prior(&l, &pr);
+  r = (t.fd >= 0 ? linkat(AT_FDCWD, t.fdproc, l.dirfd, l.name, AT_SYMLINK_FOLLOW)
+                 : linkat(t.loc.dirfd, t.loc.name, l.dirfd, l.name, 0)) < 0 ? -errno : 0;
   struct stat st;
-  if (r == 0 && fstatat(c->root_fd, rg_rel(to), &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno;
+  if (r == 0 && fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno;
   rg_event_p(c, "link", t.path, to, r < 0 ? r : RG_DONE, NULL, &pr);
   rg_prior_free(&pr);
   free(to);
@@ -781,26 +797,24 @@ static void op_rename (fuse_req_t req, fuse_ino_t parent, const char *name, fuse
   rg_core_t *c = CORE(req);
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) { fuse_reply_err(req, EINVAL); return; }
   rg_node_t *p = rg_node(parent), *np = rg_node(newparent);
-  char *from = rg_child_path(p, name), *to = rg_child_path(np, newname);
-  if (from == NULL || to == NULL) { free(from); free(to); fuse_reply_err(req, ENOMEM); return; }
+  rg_loc_t l1, l2;
+  char *from = NULL, *to = NULL;
+  int r = child(c, p, name, &l1, &from);
+  if (r == 0) r = child(c, np, newname, &l2, &to);
+  if (r < 0) { free(from); free(to); fuse_reply_err(req, -r); return; }
   if (!namespace_ok(c, "rename", from, to)) { free(from); free(to); fuse_reply_err(req, EROFS); return; }
   rg_prior_t pr[2];
-  rg_prior(c, from, &pr[0]);
-  rg_prior(c, to, &pr[1]);
+  rg_prior(&l1, &pr[0]);
+  rg_prior(&l2, &pr[1]);
   rg_lock();
   rg_node_t *src = rg_node_find(p, name);
   if (src) src->refs++;
+  rg_node_t *other = (flags & RENAME_EXCHANGE) ? rg_node_find(np, newname) : NULL;
+  if (other) other->refs++;
   rg_unlock();
   int fd = -1;
-  rg_node_t *dst = (flags & RENAME_EXCHANGE) ? NULL : hold_named(c, np, newname, to, &fd);
-  rg_node_t *other = NULL;
-  if (flags & RENAME_EXCHANGE) {
-    rg_lock();
-    other = rg_node_find(np, newname);
-    if (other) other->refs++;
-    rg_unlock();
-  }
-  int r = renameat2(c->root_fd, rg_rel(from), c->root_fd, rg_rel(to), flags) < 0 ? -errno : 0;
+  rg_node_t *dst = (flags & RENAME_EXCHANGE) ? NULL : hold_named(np, &l2, &fd);
+  r = renameat2(l1.dirfd, l1.name, l2.dirfd, l2.name, flags) < 0 ? -errno : 0;
   removed(c, dst, fd, r == 0 && dst != src, &pr[1]);
   if (r == 0 && other) rg_node_detach(other, -1);
   if (r == 0 && src) rg_node_move(src, np, newname);

@@ -35,7 +35,8 @@ static ssize_t io_read (int fd, void *buf, size_t len, void *userdata) {
   if (h->opcode < 64) __atomic_add_fetch(&c->requests[h->opcode], 1, __ATOMIC_RELAXED);
   if (h->opcode == FUSE_INIT && (size_t) n >= sizeof(*h) + sizeof(struct fuse_init_in)) {
     const struct fuse_init_in *in = (const void *) (h + 1);
-    if (c->allow_passthrough && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_PASSTHROUGH_FLAGS2)) c->init_unique = h->unique;
+    c->init_unique = h->unique;
+    c->init_pt = c->allow_passthrough && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_PASSTHROUGH_FLAGS2);
   }
   return n;
 }
@@ -44,14 +45,18 @@ static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) 
   rg_core_t *c = userdata;
   if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
     const struct fuse_out_header *h = iov[0].iov_base;
-    if (h->error == 0 && c->init_unique != 0 && h->unique == c->init_unique &&
-        iov[1].iov_len >= offsetof(struct fuse_init_out, unused) + sizeof(uint32_t)) {
-      struct fuse_init_out *o = iov[1].iov_base;
-      o->flags |= FUSE_INIT_EXT;
-      o->flags2 |= RG_FUSE_PASSTHROUGH_FLAGS2;
-      RG_MAX_STACK_DEPTH(o) = 1; // backing files are on an ordinary filesystem
+    if (c->init_unique != 0 && h->unique == c->init_unique) {
+      if (h->error == 0 && c->init_pt && iov[1].iov_len >= offsetof(struct fuse_init_out, unused) + sizeof(uint32_t)) {
+        struct fuse_init_out *o = iov[1].iov_base;
+        o->flags |= FUSE_INIT_EXT;
+        o->flags2 |= RG_FUSE_PASSTHROUGH_FLAGS2;
+        RG_MAX_STACK_DEPTH(o) = 1; // backing files are on an ordinary filesystem
+        c->passthrough = 1;
+      }
       c->init_unique = 0;
-      c->passthrough = 1;
+      ssize_t n = writev(fd, iov, count);
+      uv_async_send(&c->ready_async);
+      return n;
     } else if (h->error == 0 && pending_backing > 0 && iov[count - 1].iov_len >= sizeof(struct fuse_open_out)) {
       // An open reply ends with fuse_open_out; a create reply has the entry before it.
       struct fuse_open_out *o = (void *) ((char *) iov[count - 1].iov_base + iov[count - 1].iov_len - sizeof(*o));
