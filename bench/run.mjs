@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { barChart, lineChart, ratioChart } from './chart.mjs'
 import { CACHE, fileCount, freshCheckout, repoFor } from './fixture.mjs'
-import { diskSectorsRead, dropCaches, TARGETS } from './targets.mjs'
+import { DEFAULT_TARGETS, diskSectorsRead, dropCaches, TARGETS } from './targets.mjs'
 import { WORKLOADS } from './workloads.mjs'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
@@ -17,8 +17,9 @@ const COMMITTED = join(HERE, 'results')
 const HELP = `Usage: npm run bench -- [OPTIONS]
 
 Runs real programs (find, cat, grep, gcc, tar, dd, chmod, ostree) against a hardlinked ostree
-checkout: natively, through rofiles-fuse (and --copyup), and through rofiles-guard (deny and
-copyup). Rounds interleave the targets, so that a slow moment of the machine hits them all.
+checkout: natively, through rofiles-fuse (and --copyup), and through rofiles-guard (deny,
+copyup, and deny without kernel passthrough as a user gets it). Rounds interleave the targets,
+so that a slow moment of the machine hits them all.
 
   --runs N           measured rounds per workload and target (default 5; a warm-up round comes
                      first and is not counted)
@@ -26,6 +27,7 @@ copyup). Rounds interleave the targets, so that a slow moment of the machine hit
                      whose figures are noise (spread unknown)
   --source SRC       the tree: usr-include (default, /usr/include) or gen-N (N generated files)
   --targets LIST     comma-separated, of: ${Object.keys(TARGETS).join(', ')}
+                     (default: all but ${Object.keys(TARGETS).filter(t => !DEFAULT_TARGETS.includes(t)).join(', ')})
   --workloads LIST   comma-separated, of: ${WORKLOADS.map(w => w.id).join(', ')}
   --scaling LIST     tree sizes for the scaling run (default 1000,10000,100000)
   --no-scaling       skip the scaling run
@@ -74,7 +76,7 @@ if (opt.runs !== undefined && !/^[1-9]\d*$/.test(opt.runs)) fail(`--runs ${opt.r
 const runs = Number(opt.runs ?? (quick ? 1 : 5))
 const source = opt.source ?? 'usr-include'
 if (!/^(usr-include|gen-[1-9]\d*)$/.test(source)) fail(`--source ${source}: use usr-include or gen-N (N files, say gen-10000)`)
-const targets = (opt.targets ?? Object.keys(TARGETS).join(',')).split(',')
+const targets = (opt.targets ?? DEFAULT_TARGETS.join(',')).split(',')
 for (const t of targets) if (!TARGETS[t]) fail(`unknown target '${t}': use some of ${Object.keys(TARGETS).join(', ')}`)
 const wanted = opt.workloads?.split(',')
 for (const w of wanted ?? []) if (!WORKLOADS.some(x => x.id === w)) fail(`unknown workload '${w}': use some of ${WORKLOADS.map(x => x.id).join(', ')}`)
@@ -177,6 +179,7 @@ function summarize ({ samples, disk }) {
 const PAIRS = [
   { a: 'guard-deny', b: 'rofiles-fuse', label: 'deny / rofiles-fuse' },
   { a: 'guard-copyup', b: 'rofiles-fuse-copyup', label: 'copyup / rf --copyup' },
+  { a: 'guard-nopt', b: 'rofiles-fuse', label: 'no-pt / rofiles-fuse' },
   { a: 'guard-deny', b: 'native', label: 'deny / native' }
 ]
 

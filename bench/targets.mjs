@@ -36,8 +36,32 @@ export const TARGETS = {
     short: 'guard copyup',
     mount: co => { const mp = mountpoint(co); execFileSync(process.execPath, [CLI, 'mount', '--copyup', co, mp]); return mp },
     unmount: mp => execFileSync('umount', [mp])
+  },
+  // The core without kernel passthrough: what a user without CAP_SYS_ADMIN gets.
+  'guard-nopt': {
+    label: 'rofiles-guard deny, no passthrough (as a user)',
+    short: 'guard no-pt',
+    mount: co => guardMount(co, { ROFILES_GUARD_PASSTHROUGH: '0' }),
+    unmount: mp => execFileSync('umount', [mp])
+  },
+  // The TypeScript reference server on fuse-native (libfuse 2): not in the default run.
+  'guard-reference': {
+    label: 'rofiles-guard deny, TypeScript reference',
+    short: 'guard ref',
+    optional: true,
+    mount: co => guardMount(co, { ROFILES_GUARD_NATIVE: '0' }),
+    unmount: mp => execFileSync('umount', [mp])
   }
 }
+
+function guardMount (co, env) {
+  const mp = mountpoint(co)
+  execFileSync(process.execPath, [CLI, 'mount', co, mp], { env: { ...process.env, ...env } })
+  return mp
+}
+
+/** The targets a run uses unless told otherwise. */
+export const DEFAULT_TARGETS = Object.keys(TARGETS).filter(t => !TARGETS[t].optional)
 
 /** Writes back dirty pages (drop_caches drops only clean ones), then drops the page cache. */
 export function dropCaches () {

@@ -94,6 +94,23 @@ export const WORKLOADS = [
     after: (d, i) => fs.rmSync(join(d, `.tar${i}`), { recursive: true, force: true })
   },
   {
+    id: 'hooks',
+    label: 'upgrade-hook style',
+    // What upgrade hooks do to a root, on the tree's first directory: sed -i of 20 files (temp
+    // file, rename over the object), a cache built from a walk (ldconfig, update-mime), a
+    // useradd-style lock + write + rename, update-alternatives-style symlinks, mkdir + chmod.
+    run: (d, i, ctx) => {
+      const sub = join(d, ctx.subpath.slice(1))
+      return sh(`set -e; cd '${sub}'
+        find . -maxdepth 1 -type f -name '*.h' | sort | head -20 | xargs sed -i 's/define/define/'
+        find . -type f -printf '%p %s\n' | sort > '${d}/.cache${i}'
+        : > '${d}/.lock${i}'; cat '${d}/.cache${i}' > '${d}/.db${i}+'; mv '${d}/.db${i}+' '${d}/.db${i}'; rm '${d}/.lock${i}'
+        mkdir -p '${d}/.alt${i}'; for n in 1 2 3 4 5 6 7 8 9 10; do ln -sf "../$n" '${d}/.alt${i}/'$n; done
+        chmod -R go-w '${d}/.alt${i}'`)
+    },
+    after: (d, i) => { for (const f of [`.cache${i}`, `.db${i}`, `.alt${i}`]) fs.rmSync(join(d, f), { recursive: true, force: true }) }
+  },
+  {
     id: 'checkout',
     label: 'ostree checkout -U (linux/)',
     // A subtree (763 files of /usr/include): file creation dominates, and it is slow on any disk.

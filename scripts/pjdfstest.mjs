@@ -48,7 +48,6 @@ function parseArgs (argv) {
   return o
 }
 
-const NAME = /pjdfstest_[0-9a-f]{32}/g
 const MAKES_SPECIAL = new Set(['mknod', 'mkfifo', 'bind'])
 /** Calls that change an existing file's data or attributes: a copy-up in copyup mode. */
 const CHANGES = new Set(['chmod', 'lchmod', 'fchmod', 'chown', 'lchown', 'fchown', 'truncate', 'ftruncate', 'utimensat', 'chflags', 'lchflags', 'setxattr'])
@@ -58,7 +57,10 @@ function command (args) {
   const words = args.trim().split(/\s+/)
   let i = 0
   while (i < words.length && /^-[ugU]$/.test(words[i])) i += 2
-  return { op: words[i] ?? '', args: words.slice(i + 1), names: [...new Set(args.match(NAME) ?? [])] }
+  const rest = words.slice(i + 1)
+  // The names a test makes: pjdfstest_<md5>, or long generated ones (its NAME_MAX/PATH_MAX tests).
+  const names = rest.flatMap(w => w.split('/')).filter(w => /^pjdfstest_[0-9a-f]{32}$/.test(w) || /^[0-9a-zA-Z_]{33,}$/.test(w))
+  return { op: words[i] ?? '', args: rest, names: [...new Set(names)] }
 }
 
 function opensForWrite (c) {
@@ -85,11 +87,31 @@ class FileState {
 
   groupOf (n) { return this.group.get(n) ?? new Set([n]) }
 
+  /** A name made anew (or gone) carries no taint of what was once under it. */
+  fresh (n) {
+    if (!n) return
+    this.special.delete(n)
+    this.linked.delete(n)
+    this.target.delete(n)
+  }
+
   apply (c, result) {
     const ok = result === '0' || /^\d+$/.test(result)
     if (MAKES_SPECIAL.has(c.op) && result === 'EROFS') { c.names.forEach(n => this.special.add(n)); return }
-    if (c.op === 'symlink' && ok && c.names.length >= 2) { this.target.set(c.names[c.names.length - 1], c.names.slice(0, -1)); return }
+    const last = c.names[c.names.length - 1]
+    if (ok && ['create', 'mkdir', 'unlink', 'rmdir'].includes(c.op)) this.fresh(last)
+    if (ok && c.op === 'open' && /O_CREAT/.test(c.args[1] ?? '')) this.fresh(last)
+    if (ok && c.op === 'rename' && c.names.length >= 2) {
+      const [from, to] = [c.names[c.names.length - 2], last]
+      const wasSpecial = this.special.has(from)
+      const wasLinked = this.linked.has(from)
+      this.fresh(to)
+      if (wasSpecial) this.special.add(to)
+      if (wasLinked) this.linked.add(to)
+    }
+    if (c.op === 'symlink' && ok && c.names.length >= 2) { this.fresh(last); this.target.set(last, c.names.slice(0, -1)); return }
     if (c.op === 'link' && ok && c.names.length >= 2) {
+      this.fresh(last)
       const g = new Set([...this.groupOf(c.names[0]), ...this.groupOf(c.names[1])])
       for (const n of g) this.group.set(n, g)
       return
@@ -109,12 +131,16 @@ class FileState {
     for (const n of names) for (const m of this.groupOf(n)) this.linked.add(m)
   }
 
+  /** The class of a failed call; a by-design failure passes its class on to every name in the
+   *  call (a rename of a FIFO that could not be made leaves its target missing too). */
   classify (c, got) {
-    if (MAKES_SPECIAL.has(c.op) && got === 'EROFS') return 'mknod'
     const names = this.reach(c.names)
-    if (names.some(n => this.special.has(n))) return 'mknod'
-    if (names.some(n => this.linked.has(n))) return 'hardlink'
-    return 'unexpected'
+    let cls = 'unexpected'
+    if ((MAKES_SPECIAL.has(c.op) && got === 'EROFS') || names.some(n => this.special.has(n))) cls = 'mknod'
+    else if (names.some(n => this.linked.has(n))) cls = 'hardlink'
+    if (cls === 'mknod') names.forEach(n => this.special.add(n))
+    if (cls === 'hardlink') this.taint(names)
+    return cls
   }
 }
 

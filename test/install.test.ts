@@ -51,12 +51,14 @@ const root = mkdtempSync(join(tmpdir(), 'rg-consumer-root-'))
 writeFileSync(join(root, 'file'), 'before\\n')
 const mode: Mode = 'copyup'
 const opts: GuardOptions = { mode }
-const seen = await withGuard(root, opts, guard => {
+let core = ''
+const seen = await withGuard(root, opts, async guard => {
   writeFileSync(join(guard.mountpoint, 'file'), 'through the mount\\n')
+  core = (await guard.stats()).core
   return readFileSync(join(guard.mountpoint, 'file'), 'utf8') + guard.mode
 })
 const err: unknown = new GuardError('BAD_ARGUMENT', 'x')
-console.log(JSON.stringify({ seen, after: readFileSync(join(root, 'file'), 'utf8'), isGuardError: err instanceof GuardError }))
+console.log(JSON.stringify({ seen, core, after: readFileSync(join(root, 'file'), 'utf8'), isGuardError: err instanceof GuardError }))
 rmSync(root, { recursive: true })
 `
 
@@ -94,8 +96,9 @@ function consumer (name: string): string {
 /** Compiles consumer.ts with tsc --strict (module nodenext) and runs it. */
 function compileAndRun (dir: string): void {
   run(join(dir, 'node_modules/.bin/tsc'), ['--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'consumer.ts'], dir)
-  const result = JSON.parse(run(process.execPath, ['consumer.js'], dir)) as { seen: string, after: string, isGuardError: boolean }
-  expect(result).toEqual({ seen: 'through the mount\ncopyup', after: 'through the mount\n', isGuardError: true })
+  const result = JSON.parse(run(process.execPath, ['consumer.js'], dir)) as { seen: string, core: string, after: string, isGuardError: boolean }
+  // The consumer's own build of the libfuse 3 core (libfuse3-dev at install) serves the mount.
+  expect(result).toEqual({ seen: 'through the mount\ncopyup', core: 'libfuse3', after: 'through the mount\n', isGuardError: true })
 }
 
 function version (bin: string, cwd: string): string {
@@ -113,7 +116,7 @@ function expectPristine (fuseDir: string): void {
 describe('the packed package', () => {
   it('ships dist/, the native sources and LICENSE, and no build output', () => {
     const files = JSON.parse(fs.readFileSync(join(work, 'files.json'), 'utf8')) as string[]
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/server/main.js', 'dist/man/rofiles-guard.1', 'schema/report.schema.json', 'docs/spec.md', 'native/sysops.c', 'native/hook-exec.c', 'native/copyup.c', 'native/fuse-native-2.2.6.patch', 'scripts/build-native.mjs', 'LICENSE', 'README.md', 'package.json']) {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/server/main.js', 'dist/man/rofiles-guard.1', 'schema/report.schema.json', 'docs/spec.md', 'native/sysops.c', 'native/hook-exec.c', 'native/copyup.c', 'native/core/ops.c', 'native/core/core.h', 'native/fuse-native-2.2.6.patch', 'scripts/build-native.mjs', 'LICENSE', 'README.md', 'package.json']) {
       expect(files).toContain(f)
     }
     expect(files.filter(f => f.startsWith('native/build') || f.endsWith('.map') || f.includes('.build-stamp') || f.startsWith('test/') || f.startsWith('lib/'))).toEqual([])
@@ -146,5 +149,14 @@ describe('the packed package', () => {
     expect(man.status, man.stderr).toBe(0)
     expect(man.stdout).toContain('rofiles-guard run-hooks --root DIR')
     expectPristine(join(prefix, 'lib/node_modules/rofiles-guard/node_modules/fuse-native'))
+  }, 240_000)
+
+  it('without the libfuse 3 development files, the install stops with one line that names the packages', () => {
+    const dir = consumer('no-libfuse3-dev')
+    // pkg-config then finds no fuse3.pc, as on a machine without libfuse3-dev.
+    const r = spawnSync('npm', ['install', ...NPM, tarball], { cwd: dir, encoding: 'utf8', env: { ...process.env, PKG_CONFIG_LIBDIR: join(dir, 'none'), PKG_CONFIG_PATH: '' } })
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain('rofiles-guard: the libfuse 3 development files are missing: install the Debian packages libfuse3-dev and pkg-config')
+    expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
   }, 240_000)
 })

@@ -80,6 +80,7 @@ interface RowResult {
   before: { ino: number, nlink: number, mode: number, uid: number } | null
   after: { ino: number, nlink: number, mode: number, uid: number } | null
   xattrs: string
+  served: { core: string, passthrough: boolean }
 }
 
 type Want = 'EROFS' | 'pass' | 'copyup'
@@ -97,6 +98,8 @@ describe('the SPEC table as a user, on a user-mode checkout of a bare-user repos
     for (const [op, path, want] of TABLE) {
       it(`${mode}: ${op} ${path}: ${want[mode]}`, () => {
         const r = job<RowResult>({ kind: 'row', repo, ref: 'test', co: fresh(), mode, op, path })
+        // The native core serves a user too, without kernel passthrough (it needs CAP_SYS_ADMIN).
+        expect(r.served).toEqual({ core: process.env.ROFILES_GUARD_NATIVE === '0' ? 'fuse-native' : 'libfuse3', passthrough: false })
         if (want[mode] === 'EROFS') {
           expect(r.outcome).toBe('EROFS')
           expect(r.after).toEqual(r.before)

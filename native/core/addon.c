@@ -98,7 +98,7 @@ static napi_value mount (napi_env env, napi_callback_info info) {
     napi_throw_error(env, "MOUNT_FAILED", msg);
     return NULL;
   }
-  c->allow_passthrough = bool_arg(env, argv[5]);
+  c->allow_passthrough = bool_arg(env, argv[5]) && rg_may_passthrough();
   pthread_mutex_init(&c->ev_mut, NULL);
   rg_nodes_init(c);
 

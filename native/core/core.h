@@ -134,6 +134,8 @@ char *rg_xattr_lines(const char *path);
 // passthrough.c: the session's reads and writes of /dev/fuse (counted; INIT and open replies
 // completed for kernel passthrough)
 extern const struct fuse_custom_io rg_io;
+// Whether this process has CAP_SYS_ADMIN, which registering a backing file needs.
+int rg_may_passthrough(void);
 // Registers fd as the backing file of n's passthrough opens (or reuses n's): the id, 0 when this
 // open is to be served the ordinary way, -EBUSY when n's passthrough handles are on another
 // inode (the kernel keeps one backing file per inode while any is open).

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <linux/fuse.h>
 #include <stddef.h>
+#include <linux/capability.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -69,6 +71,13 @@ static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) 
 
 const struct fuse_custom_io rg_io = { .writev = io_writev, .read = io_read };
 
+int rg_may_passthrough (void) {
+  struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) < 0) return 0;
+  return (d[CAP_SYS_ADMIN / 32].effective >> (CAP_SYS_ADMIN % 32)) & 1;
+}
+
 // All passthrough handles of a node share one backing file: the kernel refuses a second one for
 // the same inode while the first is in use.
 int rg_backing_get (rg_core_t *c, rg_node_t *n, int fd) {
@@ -89,7 +98,11 @@ int rg_backing_get (rg_core_t *c, rg_node_t *n, int fd) {
   rg_unlock();
   struct rg_backing_map map = { .fd = fd };
   int id = ioctl(fuse_session_fd(c->se), RG_DEV_IOC_BACKING_OPEN, &map);
-  if (id <= 0) return 0; // served the ordinary way
+  if (id <= 0) {
+    // Served the ordinary way; without the privilege (a user namespace's root) for good.
+    if (errno == EPERM) c->passthrough = 0;
+    return 0;
+  }
   rg_lock();
   if (n->backing_id) { // another open got there first
     int other = n->backing_id;
