@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // rofiles-guard benchmark suite: the cost of the guard against native access and ostree's
 // rofiles-fuse, side by side in one run (README, "Speed" and "Running the benchmarks").
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
@@ -245,12 +246,22 @@ if (opt.charts) {
   process.exit(0)
 }
 
+/** The fixture's repository must come out of every run as it went in: `ostree fsck`. */
+function fsckFixture (repo, when) {
+  const res = spawnSync('ostree', ['fsck', `--repo=${repo}`], { encoding: 'utf8' })
+  if (res.status === 0) return
+  fail(`the fixture repository ${repo} fails ostree fsck ${when} (${(res.stderr.trim().split('\n').pop() ?? '').slice(0, 160)}): remove ${join(repo, '..')} and run the bench again`)
+}
+
 const started = new Date()
 const r = repoFor(source)
+fsckFixture(r.repo, 'before the run')
 const files = fileCount(join(r.repo, 'objects'))
 const roundsText = runs === 1 ? '1 measured round, no warm-up: the figures are noise, their spread unknown' : `${runs} measured rounds after a warm-up`
 process.stderr.write(`bench: ${source} (${files} objects), ${roundsText}; targets ${targets.join(', ')}\n`)
 const results = summarize(measure(r, targets, workloads, runs, runs > 1, 'suite'))
+
+fsckFixture(r.repo, 'after the run: a target changed it')
 
 const implausible = Object.entries(results).filter(([, res]) => res.implausible).map(([w, res]) => `${w}: ${res.implausible.join(', ')}`)
 process.stdout.write(`\nmedian seconds${runs > 1 ? ' (ratios: of the medians, then the range of the per-round ratios)' : ''}; ${roundsText}; ${source}\n${table(results, Boolean(opt.wide))}\n`)

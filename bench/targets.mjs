@@ -12,7 +12,14 @@ function mountpoint (co) {
 }
 
 export const TARGETS = {
-  native: { label: 'native', short: 'native', mount: co => co, unmount: () => {} },
+  // The checkout itself. Its copy-up set (cu/) is made private first: a chmod of a hardlinked
+  // checkout natively is a chmod of the repository's objects, which would corrupt the fixture.
+  native: {
+    label: 'native',
+    short: 'native',
+    mount: co => { execFileSync('sh', ['-c', 'cp -a cu cu.private && rm -rf cu && mv cu.private cu'], { cwd: co }); return co },
+    unmount: () => {}
+  },
   'rofiles-fuse': {
     label: 'rofiles-fuse',
     short: 'rofiles-fuse',

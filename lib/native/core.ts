@@ -18,12 +18,18 @@ export interface CoreEvent {
   prior2: CorePrior | null
 }
 
+/** The kinds of request the core counts (FUSE opcodes, native/core/core.h RG_COUNTED). */
+export type CoreRequest = 'lookup' | 'forget' | 'getattr' | 'setattr' | 'readlink' | 'symlink' | 'mknod' | 'mkdir' |
+  'unlink' | 'rmdir' | 'rename' | 'link' | 'open' | 'read' | 'write' | 'statfs' | 'release' | 'fsync' | 'setxattr' |
+  'getxattr' | 'listxattr' | 'removexattr' | 'flush' | 'opendir' | 'readdir' | 'create' | 'fallocate' | 'readdirplus' |
+  'rename2' | 'lseek' | 'copy_file_range'
+
 /** What the core has served so far. */
 export interface CoreStats {
   /** Kernel passthrough was negotiated: opens it serves are read and written by the kernel. */
   passthrough: boolean
   /** Requests by kind since the mount. */
-  requests: Record<'lookup' | 'forget' | 'getattr' | 'setattr' | 'readlink' | 'open' | 'read' | 'write' | 'release' | 'opendir' | 'readdir' | 'create' | 'readdirplus', number>
+  requests: Record<CoreRequest, number>
 }
 
 export interface CoreMountOptions {

@@ -144,6 +144,9 @@ void rg_backing_put(rg_core_t *c, rg_node_t *n, int id);
 // Around fuse_reply_open/fuse_reply_create: the reply this thread sends next carries `id`.
 void rg_reply_backing(int id);
 // The number of requests of each kind so far, as "name count" pairs for JS (addon.c).
-#define RG_COUNTED(X) X(lookup, 1) X(forget, 2) X(getattr, 3) X(setattr, 4) X(readlink, 5) X(open, 14) \
-  X(read, 15) X(write, 16) X(release, 18) X(opendir, 27) X(readdir, 28) X(create, 35) X(readdirplus, 44)
+#define RG_COUNTED(X) X(lookup, 1) X(forget, 2) X(getattr, 3) X(setattr, 4) X(readlink, 5) X(symlink, 6) \
+  X(mknod, 8) X(mkdir, 9) X(unlink, 10) X(rmdir, 11) X(rename, 12) X(link, 13) X(open, 14) X(read, 15) \
+  X(write, 16) X(statfs, 17) X(release, 18) X(fsync, 20) X(setxattr, 21) X(getxattr, 22) X(listxattr, 23) \
+  X(removexattr, 24) X(flush, 25) X(opendir, 27) X(readdir, 28) X(create, 35) X(fallocate, 43) \
+  X(readdirplus, 44) X(rename2, 45) X(lseek, 46) X(copy_file_range, 47)
 #endif

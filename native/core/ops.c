@@ -18,16 +18,22 @@
 #define CORE(req) ((rg_core_t *) fuse_req_userdata(req))
 #define HANDLE(fi) ((rg_handle_t *) (uintptr_t) (fi)->fh)
 
-static void reply_entry (fuse_req_t req, rg_node_t *parent, const char *name, const struct stat *st, struct fuse_file_info *fi) {
+// What an entry reply says of node n: its id, and its attributes (st), kept as long as names are.
+static void entry_of (struct fuse_entry_param *e, rg_node_t *n, const struct stat *st) {
+  memset(e, 0, sizeof(*e));
+  e->ino = rg_node_id(n);
+  e->generation = n->generation;
+  e->attr = *st;
+  e->attr_timeout = e->entry_timeout = RG_TIMEOUT;
+}
+
+// Replies with the entry of name in parent (one more kernel reference to its node).
+static void reply_entry (fuse_req_t req, rg_node_t *parent, const char *name, const struct stat *st) {
   rg_node_t *n = rg_node_ref(parent, name, st);
   if (n == NULL) { fuse_reply_err(req, ENOMEM); return; }
   struct fuse_entry_param e;
-  memset(&e, 0, sizeof(e));
-  e.ino = rg_node_id(n);
-  e.generation = n->generation;
-  e.attr = *st;
-  e.attr_timeout = e.entry_timeout = RG_TIMEOUT;
-  if ((fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e)) != 0) rg_node_forget(n, 1);
+  entry_of(&e, n, st);
+  if (fuse_reply_entry(req, &e) != 0) rg_node_forget(n, 1);
 }
 
 // --- reaching a node ---------------------------------------------------------------------------
@@ -43,7 +49,8 @@ typedef struct {
   rg_loc_t loc;    // named: where it is
 } rg_target_t;
 
-static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino) {
+// `named`: also its path for the journal (changes need it; reads do not).
+static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named) {
   t->node = rg_node(ino);
   t->path = NULL;
   rg_lock();
@@ -55,15 +62,16 @@ static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino) {
     int r = rg_loc_node(c, t->node, &t->loc);
     if (r < 0) return r;
   }
+  if (!hashed) snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", t->fd);
+  if (!named) return 0;
   t->path = rg_node_path(t->node);
   if (t->path == NULL) return -ENOMEM;
   if (!hashed) {
     char *named = malloc(strlen(t->path) + 12);
-    if (named == NULL) { free(t->path); return -ENOMEM; }
+    if (named == NULL) { free(t->path); t->path = NULL; return -ENOMEM; }
     sprintf(named, "%s (deleted)", t->path);
     free(t->path);
     t->path = named;
-    snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", t->fd);
   }
   return 0;
 }
@@ -162,8 +170,8 @@ static int change_begin (rg_core_t *c, rg_change_t *ch, fuse_ino_t ino, const ch
   ch->op = op;
   ch->copied = ch->replaced = 0;
   ch->pr.target = ch->pr.xattrs = NULL;
-  int r = target_open(c, &ch->t, ino);
-  if (r < 0) { target_close(&ch->t); return r; }
+  int r = target_open(c, &ch->t, ino, 1);
+  if (r < 0) return r;
   ch->pr.exists = target_stat(&ch->t, &ch->pr.st) == 0;
   int object = ch->pr.exists && is_object(&ch->t, &ch->pr.st);
   if (ch->t.fd >= 0) ch->pr.exists = 0; // a nameless inode has no path state
@@ -219,9 +227,11 @@ static int give_to_caller (fuse_req_t req, const rg_loc_t *l) {
 
 // --- reads -------------------------------------------------------------------------------------
 
+// READDIRPLUS always (not _AUTO): a listing brings every entry's attributes, which the kernel
+// then keeps; a walk needs no LOOKUP or GETATTR at all.
 static void op_init (void *userdata, struct fuse_conn_info *conn) {
-  unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_ATOMIC_O_TRUNC |
-                  FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS;
+  unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_ATOMIC_O_TRUNC |
+                  FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_NO_OPENDIR_SUPPORT;
   conn->want |= want & conn->capable;
   // Writes reach the root at once (no writeback cache): the journal reads the root, and passthrough
   // excludes it.
@@ -238,7 +248,7 @@ static void op_lookup (fuse_req_t req, fuse_ino_t parent, const char *name) {
   struct stat st;
   r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW);
   int e = errno;
-  if (r == 0) { reply_entry(req, p, name, &st, NULL); return; }
+  if (r == 0) { reply_entry(req, p, name, &st); return; }
   if (e != ENOENT) { fuse_reply_err(req, e); return; }
   // A negative entry, kept as long as names are: a name this mount creates replaces it.
   struct fuse_entry_param neg;
@@ -262,8 +272,8 @@ static void op_forget_multi (fuse_req_t req, size_t count, struct fuse_forget_da
 static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(c, &t, ino);
-  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino, 0);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
   struct stat st;
   r = target_stat(&t, &st);
   target_close(&t);
@@ -274,8 +284,8 @@ static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void op_readlink (fuse_req_t req, fuse_ino_t ino) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(c, &t, ino);
-  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino, 0);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
   char buf[4097];
   ssize_t n = t.fd >= 0 ? readlinkat(t.fd, "", buf, sizeof(buf) - 1) : readlinkat(t.loc.dirfd, t.loc.name, buf, sizeof(buf) - 1);
   int e = errno;
@@ -291,53 +301,54 @@ static void op_statfs (fuse_req_t req, fuse_ino_t ino) {
   else fuse_reply_statfs(req, &sv);
 }
 
+// An xattr value or list of `ino`, in a buffer of the caller's size (0: only the size needed):
+// `call` is the system call on `at` (see ON_TARGET) into buf, setting n.
+#define XATTR_READ(req, ino, size, call) do { \
+  rg_core_t *c = CORE(req); \
+  rg_target_t t; \
+  int r = target_open(c, &t, (ino), 0); \
+  if (r < 0) { fuse_reply_err((req), -r); return; } \
+  char *buf = (size) ? malloc(size) : NULL; \
+  ssize_t n = -1; \
+  r = ON_TARGET(&t, (n = (call))); \
+  target_close(&t); \
+  if (r < 0) fuse_reply_err((req), -r); \
+  else if ((size) == 0) fuse_reply_xattr((req), (size_t) n); \
+  else fuse_reply_buf((req), buf, (size_t) n); \
+  free(buf); \
+} while (0)
+
 static void op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  rg_core_t *c = CORE(req);
-  rg_target_t t;
-  int r = target_open(c, &t, ino);
-  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
-  char *buf = size ? malloc(size) : NULL;
-  ssize_t n = -1;
-  r = ON_TARGET(&t, (n = follow ? getxattr(at, name, buf, size) : lgetxattr(at, name, buf, size)));
-  target_close(&t);
-  if (r < 0) fuse_reply_err(req, -r);
-  else if (size == 0) fuse_reply_xattr(req, (size_t) n);
-  else fuse_reply_buf(req, buf, (size_t) n);
-  free(buf);
+  XATTR_READ(req, ino, size, follow ? getxattr(at, name, buf, size) : lgetxattr(at, name, buf, size));
 }
 
 static void op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size) {
-  rg_core_t *c = CORE(req);
-  rg_target_t t;
-  int r = target_open(c, &t, ino);
-  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
-  char *buf = size ? malloc(size) : NULL;
-  ssize_t n = -1;
-  r = ON_TARGET(&t, (n = follow ? listxattr(at, buf, size) : llistxattr(at, buf, size)));
-  target_close(&t);
-  if (r < 0) fuse_reply_err(req, -r);
-  else if (size == 0) fuse_reply_xattr(req, (size_t) n);
-  else fuse_reply_buf(req, buf, (size_t) n);
-  free(buf);
+  XATTR_READ(req, ino, size, follow ? listxattr(at, buf, size) : llistxattr(at, buf, size));
 }
 
 // --- directories -------------------------------------------------------------------------------
 
-typedef struct { DIR *dir; off_t offset; struct dirent *entry; } rg_dir_t;
+// No OPENDIR and RELEASEDIR: the core answers the first OPENDIR with ENOSYS (and asks for
+// FUSE_CAP_NO_OPENDIR_SUPPORT), so from then on the kernel opens directories itself, two
+// round trips less per directory, and keeps their listings (FOPEN_CACHE_DIR, its default then)
+// until a change through the mount or of the directory's mtime. Each READDIR opens the directory
+// and seeks to the offset asked for: the offsets are the backing filesystem's own d_off cookies,
+// which stay valid across opens.
+static DIR *open_dir (rg_core_t *c, fuse_ino_t ino, int *err) {
+  rg_target_t t;
+  int r = target_open(c, &t, ino, 0);
+  if (r < 0) { *err = -r; return NULL; }
+  int fd = t.fd >= 0 ? -1 : openat(t.loc.dirfd, t.loc.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  *err = t.fd >= 0 ? ENOENT : errno;
+  target_close(&t);
+  if (fd < 0) return NULL;
+  DIR *d = fdopendir(fd);
+  if (d == NULL) { *err = errno; close(fd); }
+  return d;
+}
 
 static void op_opendir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  rg_core_t *c = CORE(req);
-  rg_target_t t;
-  int r = target_open(c, &t, ino);
-  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
-  int fd = t.fd >= 0 ? -1 : openat(t.loc.dirfd, t.loc.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int e = t.fd >= 0 ? ENOENT : errno;
-  target_close(&t);
-  if (fd < 0) { fuse_reply_err(req, e); return; }
-  rg_dir_t *d = calloc(1, sizeof(*d));
-  if (d == NULL || (d->dir = fdopendir(fd)) == NULL) { e = d ? errno : ENOMEM; free(d); close(fd); fuse_reply_err(req, e); return; }
-  fi->fh = (uintptr_t) d;
-  if (fuse_reply_open(req, fi) != 0) { closedir(d->dir); free(d); }
+  fuse_reply_err(req, ENOSYS);
 }
 
 static int is_dot (const char *name) {
@@ -345,30 +356,26 @@ static int is_dot (const char *name) {
 }
 
 static void readdir_common (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, int plus) {
-  rg_dir_t *d = (rg_dir_t *) (uintptr_t) fi->fh;
   rg_node_t *dir = rg_node(ino);
-  char *buf = malloc(size);
-  if (buf == NULL) { fuse_reply_err(req, ENOMEM); return; }
-  if (off != d->offset) { seekdir(d->dir, off); d->entry = NULL; d->offset = off; }
-  size_t used = 0;
   int err = 0;
+  DIR *d = open_dir(CORE(req), ino, &err);
+  if (d == NULL) { fuse_reply_err(req, err); return; }
+  char *buf = malloc(size);
+  if (buf == NULL) { closedir(d); fuse_reply_err(req, ENOMEM); return; }
+  if (off != 0) seekdir(d, off);
+  size_t used = 0;
+  struct dirent *de;
   for (;;) {
-    if (d->entry == NULL) {
-      errno = 0;
-      d->entry = readdir(d->dir);
-      if (d->entry == NULL) { err = errno; break; }
-    }
-    struct dirent *de = d->entry;
+    errno = 0;
+    if ((de = readdir(d)) == NULL) { err = errno; break; }
     size_t n;
     if (plus && !is_dot(de->d_name)) {
-      struct fuse_entry_param e;
-      memset(&e, 0, sizeof(e));
-      if (fstatat(dirfd(d->dir), de->d_name, &e.attr, AT_SYMLINK_NOFOLLOW) < 0) { d->entry = NULL; d->offset = de->d_off; continue; }
-      rg_node_t *node = rg_node_ref(dir, de->d_name, &e.attr);
+      struct stat st;
+      if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue; // gone meanwhile
+      rg_node_t *node = rg_node_ref(dir, de->d_name, &st);
       if (node == NULL) { err = ENOMEM; break; }
-      e.ino = rg_node_id(node);
-      e.generation = node->generation;
-      e.attr_timeout = e.entry_timeout = RG_TIMEOUT;
+      struct fuse_entry_param e;
+      entry_of(&e, node, &st);
       n = fuse_add_direntry_plus(req, buf + used, size - used, de->d_name, &e, de->d_off);
       if (n > size - used) { rg_node_forget(node, 1); break; }
     } else {
@@ -387,9 +394,8 @@ static void readdir_common (fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
       if (n > size - used) break;
     }
     used += n;
-    d->entry = NULL;
-    d->offset = de->d_off;
   }
+  closedir(d);
   if (err && used == 0) fuse_reply_err(req, err);
   else fuse_reply_buf(req, buf, used);
   free(buf);
@@ -403,16 +409,14 @@ static void op_readdirplus (fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
   readdir_common(req, ino, size, off, fi, 1);
 }
 
-static void op_releasedir (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  rg_dir_t *d = (rg_dir_t *) (uintptr_t) fi->fh;
-  closedir(d->dir);
-  free(d);
-  fuse_reply_err(req, 0);
-}
-
 static void op_fsyncdir (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
-  int fd = dirfd(((rg_dir_t *) (uintptr_t) fi->fh)->dir);
-  fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+  int err = 0;
+  DIR *d = open_dir(CORE(req), ino, &err);
+  if (d == NULL) { fuse_reply_err(req, err); return; }
+  int fd = dirfd(d);
+  err = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+  closedir(d);
+  fuse_reply_err(req, err);
 }
 
 static void rg_release_handle (rg_core_t *c, rg_handle_t *h);
@@ -473,11 +477,7 @@ static void serve_open (fuse_req_t req, rg_core_t *c, rg_node_t *n, int fd, stru
   int r;
   if (parent) {
     struct fuse_entry_param e;
-    memset(&e, 0, sizeof(e));
-    e.ino = rg_node_id(n);
-    e.generation = n->generation;
-    e.attr = *st;
-    e.attr_timeout = e.entry_timeout = RG_TIMEOUT;
+    entry_of(&e, n, st);
     r = fuse_reply_create(req, &e, fi);
   } else {
     r = fuse_reply_open(req, fi);
@@ -509,8 +509,8 @@ static void rg_release_handle (rg_core_t *c, rg_handle_t *h) {
 static int open_existing (rg_core_t *c, fuse_ino_t ino, int flags) {
   rg_change_t ch;
   int w = writes(flags);
-  int r = w ? change_begin(c, &ch, ino, "open", RG_WRITE_OPEN) : target_open(c, &ch.t, ino);
-  if (r < 0) { if (!w) target_close(&ch.t); return r; }
+  int r = w ? change_begin(c, &ch, ino, "open", RG_WRITE_OPEN) : target_open(c, &ch.t, ino, 0);
+  if (r < 0) return r;
   // The name has a new node now: ESTALE makes the kernel look the name up again and open that.
   if (w && ch.replaced) return change_end(c, &ch, 0), -ESTALE;
   int fd = ch.t.fd >= 0 ? open(ch.t.fdproc, backing_flags(flags)) : openat(ch.t.loc.dirfd, ch.t.loc.name, backing_flags(flags));
@@ -634,18 +634,28 @@ static int child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l
   return *path ? 0 : -ENOMEM;
 }
 
+// The start of a change to one name: where it is, its path for the journal (*path, malloc'd),
+// the policy (refused in readonly mode, and recorded), its prior state. 0, or -errno with
+// nothing left to release.
+static int name_change_begin (rg_core_t *c, rg_node_t *parent, const char *name, const char *op, rg_loc_t *l, char **path, rg_prior_t *pr) {
+  *path = NULL;
+  int r = child(c, parent, name, l, path);
+  if (r == 0 && !namespace_ok(c, op, *path, NULL)) r = -EROFS;
+  if (r < 0) { free(*path); return r; }
+  rg_prior(l, pr);
+  return 0;
+}
+
 // A new entry made by `make` (0 or -errno; `l` is where) at parent/name: policy, prior state,
 // ownership, the journal, the entry reply.
 #define NEW_ENTRY(req, op, parent, name, make, undo_flags) do { \
   rg_core_t *c = CORE(req); \
   rg_node_t *p_ = rg_node(parent); \
   rg_loc_t l; \
-  char *path = NULL; \
-  int r = child(c, p_, (name), &l, &path); \
-  if (r < 0) { free(path); fuse_reply_err((req), -r); return; } \
-  if (!namespace_ok(c, (op), path, NULL)) { free(path); fuse_reply_err((req), EROFS); return; } \
+  char *path; \
   rg_prior_t pr; \
-  rg_prior(&l, &pr); \
+  int r = name_change_begin(c, p_, (name), (op), &l, &path, &pr); \
+  if (r < 0) { fuse_reply_err((req), -r); return; } \
   r = (make); \
   if (r == 0) { r = give_to_caller((req), &l); if (r < 0) unlinkat(l.dirfd, l.name, (undo_flags)); } \
   struct stat st; \
@@ -653,7 +663,7 @@ static int child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l
   rg_event_p(c, (op), path, NULL, r < 0 ? r : RG_DONE, &pr, NULL); \
   rg_prior_free(&pr); \
   free(path); \
-  if (r < 0) fuse_reply_err((req), -r); else reply_entry((req), p_, (name), &st, NULL); \
+  if (r < 0) fuse_reply_err((req), -r); else reply_entry((req), p_, (name), &st); \
 } while (0)
 
 static void op_mkdir (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
@@ -677,12 +687,10 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
   rg_core_t *c = CORE(req);
   rg_node_t *p = rg_node(parent);
   rg_loc_t l;
-  char *path = NULL;
-  int r = child(c, p, name, &l, &path);
-  if (r < 0) { free(path); fuse_reply_err(req, -r); return; }
-  if (!namespace_ok(c, "create", path, NULL)) { free(path); fuse_reply_err(req, EROFS); return; }
+  char *path;
   rg_prior_t pr;
-  rg_prior(&l, &pr);
+  int r = name_change_begin(c, p, name, "create", &l, &path, &pr);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
   // Always exclusive here: where the name exists after all (the kernel's view was older), this
   // is an open of an existing file, and the policy decides it as one.
   int fd = openat(l.dirfd, l.name, backing_flags(fi->flags) | O_CREAT | O_EXCL, mode);
@@ -742,12 +750,10 @@ static void remove_name (fuse_req_t req, fuse_ino_t parent, const char *name, co
   rg_core_t *c = CORE(req);
   rg_node_t *p = rg_node(parent);
   rg_loc_t l;
-  char *path = NULL;
-  int r = child(c, p, name, &l, &path);
-  if (r < 0) { free(path); fuse_reply_err(req, -r); return; }
-  if (!namespace_ok(c, op, path, NULL)) { free(path); fuse_reply_err(req, EROFS); return; }
+  char *path;
   rg_prior_t pr;
-  rg_prior(&l, &pr);
+  int r = name_change_begin(c, p, name, op, &l, &path, &pr);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
   int fd;
   rg_node_t *n = hold_named(p, &l, &fd);
   r = unlinkat(l.dirfd, l.name, flags) < 0 ? -errno : 0;
@@ -769,8 +775,8 @@ static void op_rmdir (fuse_req_t req, fuse_ino_t parent, const char *name) {
 static void op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
   rg_core_t *c = CORE(req);
   rg_target_t t;
-  int r = target_open(c, &t, ino);
-  if (r < 0) { target_close(&t); fuse_reply_err(req, -r); return; }
+  int r = target_open(c, &t, ino, 1);
+  if (r < 0) { fuse_reply_err(req, -r); return; }
   rg_node_t *np = rg_node(newparent);
   rg_loc_t l;
   char *to = NULL;
@@ -788,9 +794,10 @@ static void op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
   free(to);
   target_close(&t);
   if (r < 0) { fuse_reply_err(req, -r); return; }
-  reply_entry(req, np, newname, &st, NULL);
-  // One link more: every other name of the inode the kernel knows shows it now.
+  // One link more: every other name of the inode the kernel knows shows it, before the caller
+  // can look (the reply lets it go on).
   rg_inval_ino(c, st.st_dev, st.st_ino, NULL);
+  reply_entry(req, np, newname, &st);
 }
 
 static void op_rename (fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned int flags) {
@@ -829,7 +836,7 @@ static void op_rename (fuse_req_t req, fuse_ino_t parent, const char *name, fuse
   fuse_reply_err(req, -r);
 }
 
-// Every handler, in one place. Not served, on purpose: flush (nothing to do on a local backing
+// Every handler, in one place. Not served, on purpose: releasedir (see open_dir), flush (nothing to do on a local backing
 // filesystem; once it answers ENOSYS the kernel stops sending one per close), access (the kernel
 // checks permissions: default_permissions), locks (the kernel keeps them locally).
 const struct fuse_lowlevel_ops rg_ops = {
@@ -842,10 +849,9 @@ const struct fuse_lowlevel_ops rg_ops = {
   .statfs = op_statfs,
   .getxattr = op_getxattr,
   .listxattr = op_listxattr,
-  .opendir = op_opendir,
+  .opendir = op_opendir,           // ENOSYS: see open_dir
   .readdir = op_readdir,
   .readdirplus = op_readdirplus,
-  .releasedir = op_releasedir,
   .fsyncdir = op_fsyncdir,
   .open = op_open,              // a write-open: the policy (change_begin)
   .release = op_release,
