@@ -133,3 +133,25 @@ print(repr(os.pread(r, 100, 0)), repr(open(p, 'rb').read()), os.fstat(r).st_ino 
     expect((await guard.stats()).requests.read!).toBeGreaterThan(st.requests.read!)
   })
 })
+
+describe.skipIf(!core)('a tree with more directories than descriptors to spare', () => {
+  it('is served by paths from the root once no descriptor is left (EMFILE)', async () => {
+    const { co, m } = await ctx.mount('deny')
+    for (let i = 0; i < 300; i++) fs.mkdirSync(join(co, 'var/dirs', `d${i}`, 'sub'), { recursive: true })
+    for (let i = 0; i < 300; i++) fs.writeFileSync(join(co, 'var/dirs', `d${i}`, 'sub', 'f'), String(i))
+    // A second mount whose server may hold at most 100 descriptors.
+    const r = spawnSync('prlimit', ['--nofile=100:100', process.execPath, '--input-type=module', '-e', `
+      import { withGuard } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}
+      import { execFileSync } from 'node:child_process'
+      import { writeFileSync, readFileSync } from 'node:fs'
+      const out = await withGuard(${JSON.stringify(co)}, async g => {
+        const n = execFileSync('find', [g.mountpoint + '/var/dirs', '-type', 'f'], { encoding: 'utf8' }).trim().split('\\n').length
+        writeFileSync(g.mountpoint + '/var/dirs/d299/sub/new', 'new')
+        return n + ' ' + readFileSync(g.mountpoint + '/var/dirs/d299/sub/new', 'utf8')
+      })
+      console.log(out)`], { encoding: 'utf8' })
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim()).toBe('300 new')
+    expect(fs.readdirSync(join(m, 'var/dirs'))).toHaveLength(300)
+  })
+})

@@ -113,10 +113,11 @@ void rg_inval_node(rg_core_t *c, rg_node_t *n, int data);
 // reach.c: where a name is, for the system calls on it
 typedef struct {
   int dirfd;          // its directory (the node's descriptor, or the root's)
-  char name[256];     // "." for the root
-  char proc[300];     // "/proc/self/fd/<dirfd>/<name>": for calls without an *at form
+  char name[4096];    // "." for the root; a path from the root where no descriptor was to spare
+  char proc[4200];    // "/proc/self/fd/<dirfd>/<name>": for calls without an *at form
 } rg_loc_t;
 int rg_dir_fd(rg_core_t *c, rg_node_t *dir);
+void rg_dir_fd_closed(void);
 int rg_loc_child(rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l);
 // -ENOENT for a node whose name was removed.
 int rg_loc_node(rg_core_t *c, rg_node_t *n, rg_loc_t *l);

@@ -92,7 +92,7 @@ static void maybe_free (rg_node_t *n) {
     unhash_name(n);
     unhash_ino(n);
     if (n->nameless_fd >= 0) close(n->nameless_fd);
-    if (n->fd >= 0) close(n->fd);
+    if (n->fd >= 0) { close(n->fd); rg_dir_fd_closed(); }
     free(n->name);
     free(n);
     parent->refs--;

@@ -1,19 +1,38 @@
-// Where a name is: its directory's descriptor and the name. Never a path from the root: below
-// the mount a path may be longer than PATH_MAX from the backing root, while each name is at most
+// Where a name is: its directory's descriptor and the name, not a path from the root: below the
+// mount a path may be longer than PATH_MAX from the backing root, while each name is at most
 // NAME_MAX. A directory node opens its O_PATH descriptor on first use, from its parent's; it
-// follows the directory through renames.
+// follows the directory through renames. (Only without a descriptor to spare, a path from the
+// root: from_root.)
 #include "core.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+// Directory descriptors kept, and how many may be: half the open-files limit, so that opens of
+// files and listings always find one.
+static long dir_fds, dir_fds_max = -1;
+
+void rg_dir_fd_closed (void) {
+  __atomic_sub_fetch(&dir_fds, 1, __ATOMIC_RELAXED);
+}
 
 int rg_dir_fd (rg_core_t *c, rg_node_t *n) {
   if (n->parent == NULL) return c->root_fd;
   int fd = __atomic_load_n(&n->fd, __ATOMIC_ACQUIRE);
   if (fd >= 0) return fd;
+  if (__atomic_load_n(&dir_fds_max, __ATOMIC_RELAXED) < 0) {
+    struct rlimit rl;
+    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long) rl.rlim_cur / 2 : 1L << 20;
+    __atomic_store_n(&dir_fds_max, max, __ATOMIC_RELAXED);
+  }
+  if (__atomic_add_fetch(&dir_fds, 1, __ATOMIC_RELAXED) > dir_fds_max) {
+    rg_dir_fd_closed();
+    return -EMFILE; // reached from the root instead (from_root)
+  }
   rg_lock();
   rg_node_t *parent = n->parent;
   int hashed = n->hashed;
@@ -22,15 +41,33 @@ int rg_dir_fd (rg_core_t *c, rg_node_t *n) {
   rg_unlock();
   if (!hashed) return -ENOENT;
   int pfd = rg_dir_fd(c, parent);
-  if (pfd < 0) return pfd;
-  fd = openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return -errno;
+  // Without the parent's descriptor, this one is opened from the root.
+  char *path = pfd < 0 && (pfd == -EMFILE || pfd == -ENFILE) ? rg_node_path(n) : NULL;
+  fd = pfd >= 0 ? openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+     : path ? openat(c->root_fd, path + 1, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+  int e = fd < 0 ? (pfd < 0 && !path ? -pfd : errno) : 0;
+  free(path);
+  if (fd < 0) { rg_dir_fd_closed(); return -e; }
   int none = -1;
   if (!__atomic_compare_exchange_n(&n->fd, &none, fd, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     close(fd);
+    rg_dir_fd_closed();
     fd = none;
   }
   return fd;
+}
+
+// Without a descriptor to spare for a directory (EMFILE, ENFILE: a tree with more directories than
+// the open-files limit), the name is reached by its path from the root instead, as long as that
+// is shorter than PATH_MAX.
+static int from_root (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l, int err) {
+  if (err != -EMFILE && err != -ENFILE) return err;
+  char *path = name ? rg_child_path(parent, name) : rg_node_path(parent);
+  if (path == NULL) return -ENOMEM;
+  int r = snprintf(l->name, sizeof(l->name), "%s", path[1] ? path + 1 : ".") < (int) sizeof(l->name) ? 0 : -ENAMETOOLONG;
+  free(path);
+  l->dirfd = c->root_fd;
+  return r;
 }
 
 static void set_proc (rg_loc_t *l) {
@@ -38,12 +75,11 @@ static void set_proc (rg_loc_t *l) {
 }
 
 int rg_loc_child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l) {
-  if (strlen(name) >= sizeof(l->name)) return -ENAMETOOLONG;
+  if (strlen(name) > 255) return -ENAMETOOLONG;
   l->dirfd = rg_dir_fd(c, parent);
-  if (l->dirfd < 0) return l->dirfd;
-  strcpy(l->name, name);
-  set_proc(l);
-  return 0;
+  int r = l->dirfd < 0 ? from_root(c, parent, name, l, l->dirfd) : (strcpy(l->name, name), 0);
+  if (r == 0) set_proc(l);
+  return r;
 }
 
 int rg_loc_node (rg_core_t *c, rg_node_t *n, rg_loc_t *l) {
@@ -60,7 +96,8 @@ int rg_loc_node (rg_core_t *c, rg_node_t *n, rg_loc_t *l) {
   rg_unlock();
   if (!hashed) return -ENOENT;
   l->dirfd = rg_dir_fd(c, parent);
-  if (l->dirfd < 0) return l->dirfd;
+  int r = l->dirfd < 0 ? from_root(c, n, NULL, l, l->dirfd) : 0;
+  if (r < 0) return r;
   set_proc(l);
   return 0;
 }
