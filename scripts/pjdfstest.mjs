@@ -138,6 +138,7 @@ class FileState {
     let cls = 'unexpected'
     if ((MAKES_SPECIAL.has(c.op) && got === 'EROFS') || names.some(n => this.special.has(n))) cls = 'mknod'
     else if (names.some(n => this.linked.has(n))) cls = 'hardlink'
+    else if (this.mode === 'deny' && got === 'EROFS' && names.some(n => this.groupOf(n).size > 1)) cls = 'hardlink'
     if (cls === 'mknod') names.forEach(n => this.special.add(n))
     if (cls === 'hardlink') this.taint(names)
     return cls
@@ -187,9 +188,10 @@ function classify (mode, fails, log) {
         // Replay the calls up to this one (the same call may come several times: take the next).
         let j = at
         while (j < seq.length && seq[j].args !== f.args.trim()) j++
-        const upTo = j < seq.length ? j + 1 : at
-        for (; at < upTo; at++) state.apply(command(seq[at].args), seq[at].result)
+        // Classified on what came before it; then the call itself counts for what follows.
+        if (j < seq.length) for (; at < j; at++) state.apply(command(seq[at].args), seq[at].result)
         cls = state.classify(command(f.args), f.got)
+        if (j < seq.length) { state.apply(command(seq[at].args), seq[at].result); at++ }
       }
       classes[cls].push(f)
       previous = { test: f.test, cls }
@@ -250,6 +252,10 @@ async function main () {
   const guardLib = await import(dist.href)
 
   const work = mkdtempSync('/var/tmp/rofiles-guard-pjdfstest-')
+  // Interrupted: the mount goes with the server (its caller is gone), the work directory here.
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+    process.on(sig, () => { if (!o.keep) rmSync(work, { recursive: true, force: true }); process.exit(code) })
+  }
   try {
     // The suite's tests, with a `pjdfstest` beside them that logs each call (misc.sh looks for the
     // binary in the tests' parent directories).
