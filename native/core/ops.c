@@ -234,8 +234,9 @@ static void op_init (void *userdata, struct fuse_conn_info *conn) {
                   FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_NO_OPENDIR_SUPPORT;
   conn->want |= want & conn->capable;
   // Writes reach the root at once (no writeback cache): the journal reads the root, and passthrough
-  // excludes it.
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // excludes it. Not _AUTO, which libfuse asks for by default: with it the kernel lists all but the
+  // first chunk of a directory without attributes, then asks for them one by one.
+  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_READDIRPLUS_AUTO);
   conn->time_gran = 1;
 }
 
