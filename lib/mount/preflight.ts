@@ -6,7 +6,13 @@ import { isMode, type Mode } from '../policy.js'
 import { isMounted } from './mountinfo.js'
 import { isRoot } from '../proc.js'
 
-const LIBFUSE_PATHS = ['/lib/x86_64-linux-gnu/libfuse.so.2', '/usr/lib/x86_64-linux-gnu/libfuse.so.2', '/lib/aarch64-linux-gnu/libfuse.so.2', '/usr/lib/aarch64-linux-gnu/libfuse.so.2', '/usr/lib/libfuse.so.2', '/lib64/libfuse.so.2', '/usr/lib64/libfuse.so.2']
+const LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/lib64', '/usr/lib64']
+
+/** The libfuse the server will load, and the Debian package that has it: libfuse 3 for the
+ *  native core, libfuse 2 for the TypeScript reference (ROFILES_GUARD_NATIVE=0). */
+function libfuse (): { lib: string, pkg: string } {
+  return process.env.ROFILES_GUARD_NATIVE === '0' ? { lib: 'libfuse.so.2', pkg: 'libfuse2' } : { lib: 'libfuse3.so.3', pkg: 'libfuse3-3' }
+}
 
 function within (parent: string, child: string): boolean {
   const rel = relative(parent, child)
@@ -53,8 +59,9 @@ export function checkSystem (): void {
   if (!existsSync('/dev/fuse')) {
     throw new GuardError('NO_DEV_FUSE', '/dev/fuse does not exist: load the fuse kernel module (modprobe fuse) or give the container the device')
   }
-  if (!LIBFUSE_PATHS.some(p => existsSync(p))) {
-    throw new GuardError('MISSING_DEPENDENCY', 'libfuse.so.2 is not installed: install the Debian package libfuse2 (apt-get install libfuse2)')
+  const { lib, pkg } = libfuse()
+  if (!LIB_DIRS.some(d => existsSync(`${d}/${lib}`))) {
+    throw new GuardError('MISSING_DEPENDENCY', `${lib} is not installed: install the Debian package ${pkg} (apt-get install ${pkg})`)
   }
   const fusermount = fusermountPath()
   if (!existsSync(fusermount)) {
