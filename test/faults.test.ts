@@ -53,6 +53,17 @@ describe('crashes', () => {
     expect(() => fs.statSync(mp)).not.toThrow(/ENOTCONN/)
   })
 
+  it('a request just after the server was killed fails with SERVER_DIED, not an unhandled EPIPE', async () => {
+    const guard = await mountGuard(root())
+    process.kill(guard.pid, 'SIGKILL')
+    // Dead, but its exit not yet seen by this event loop: the request goes to a closed channel.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300)
+    const err = await guard.journal().then(() => null, (e: unknown) => e)
+    expect(err).toBeInstanceOf(GuardError)
+    expect((err as GuardError).code).toBe('SERVER_DIED')
+    await guard.unmount()
+  })
+
   for (const sandbox of ['none', 'bwrap'] as const) {
     it(`kill -9 of the calling process while a hook runs (sandbox ${sandbox}): the server removes the mount`, async () => {
       const co = root()

@@ -126,7 +126,12 @@ export class Guard extends EventEmitter<GuardMountEvents> implements GuardMount 
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
-      this.child.send({ ...msg, id } as Request)
+      // With a callback a failed send (EPIPE: the server was killed a moment ago) is an error of
+      // this request, not an unhandled 'error' event of the child.
+      this.child.send({ ...msg, id } as Request, err => {
+        if (!err || !this.pending.delete(id)) return
+        reject(this.error ?? new GuardError('SERVER_DIED', `the FUSE server is gone (${err.message})`))
+      })
     })
   }
 
