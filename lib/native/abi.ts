@@ -5,7 +5,7 @@
  */
 import type { Decision, Mode, OpClass } from '../policy.js'
 
-/** Slots of the int64 stat layout (sysops.lstat, the binding's getattr). */
+/** Slots of the int64 stat layout (sysops.lstat, the patched fuse-native's getattr). */
 export const ST = {
   mode: 0, uid: 1, gid: 2, size: 3, dev: 4, nlink: 5, ino: 6, rdev: 7, blksize: 8, blocks: 9,
   atimeSec: 10, atimeNsec: 11, mtimeSec: 12, mtimeNsec: 13, ctimeSec: 14, ctimeNsec: 15

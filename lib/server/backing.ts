@@ -9,8 +9,7 @@ const PATH_MAX = 4096 // Linux, with the terminating NUL
 
 /**
  * Paths in the backing root: root + path; where that passes PATH_MAX, the same path below a
- * descriptor on the root (/proc/self/fd/N/...), as the binding resolves paths relative to its
- * root descriptor.
+ * descriptor on the root (/proc/self/fd/N/...).
  */
 export class Backing {
   private readonly rootFd: number
@@ -33,7 +32,7 @@ export class Backing {
 
 /**
  * A path's xattrs as "name=hexvalue\n" lines sorted by name ("" when it has none), null where
- * they cannot be read: the form the binding gives prior states in (rg_xattr_lines), so that the
+ * they cannot be read: the form the core gives prior states in (rg_xattr_lines), so that the
  * journal can compare them.
  */
 export function xattrLines (rp: string): string | null {
@@ -48,7 +47,7 @@ export function xattrLines (rp: string): string | null {
   return out
 }
 
-/** A stat in the binding's slot layout as a journal PathState; `target` is read for symlinks. */
+/** A stat in the int64 slot layout as a journal PathState; `target` is read for symlinks. */
 export function toState (st: BigInt64Array, target: () => string, xattrs: string | null): PathState {
   const mode = Number(st[ST.mode]!)
   let t: string | null = null
