@@ -32,8 +32,8 @@ export class Backing {
 
 /**
  * A path's xattrs as "name=hexvalue\n" lines sorted by name ("" when it has none), null where
- * they cannot be read: the form the core gives prior states in (rg_xattr_lines), so that the
- * journal can compare them.
+ * they cannot be read: the form the core gives prior states in (native/core/journal.c), so that
+ * the journal can compare them.
  */
 export function xattrLines (rp: string): string | null {
   const { names, errno } = listXattrs(rp)

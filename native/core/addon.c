@@ -53,7 +53,7 @@ static void *loop (void *arg) {
   struct fuse_loop_config *cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, 16);
   fuse_loop_cfg_set_clone_fd(cfg, 0);
-  c->loop_result = fuse_session_loop_mt(c->se, cfg);
+  fuse_session_loop_mt(c->se, cfg); // returns once unmounted
   fuse_loop_cfg_destroy(cfg);
   fuse_session_unmount(c->se);
   uv_async_send(&c->exit_async);

@@ -82,7 +82,6 @@ typedef struct rg_core {
   uv_async_t ev_async;
   uv_async_t exit_async;
   pthread_t thread;
-  int loop_result;
   void *js;               // the addon's per-mount JS state
 } rg_core_t;
 
@@ -97,7 +96,6 @@ void rg_unlock(void);
 // The node of `name` in `parent` with one more kernel reference, created if new; records st's inode.
 rg_node_t *rg_node_ref(rg_node_t *parent, const char *name, const struct stat *st);
 void rg_node_forget(rg_node_t *n, uint64_t count);
-void rg_node_hold(rg_node_t *n);
 void rg_node_release(rg_node_t *n);
 rg_node_t *rg_node_find(rg_node_t *parent, const char *name);
 // The path of a node ("/a/b", "/" for the root), or of name in parent; malloc'd; NULL if ENOMEM.
@@ -123,14 +121,12 @@ int rg_loc_child(rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l)
 int rg_loc_node(rg_core_t *c, rg_node_t *n, rg_loc_t *l);
 
 // journal.c
-void rg_prior_stat(const rg_loc_t *l, rg_prior_t *p);
 void rg_prior_details(const rg_loc_t *l, rg_prior_t *p);
 void rg_prior(const rg_loc_t *l, rg_prior_t *p);
 void rg_prior_free(rg_prior_t *p);
 void rg_event_p(rg_core_t *c, const char *op, const char *path, const char *path2, int32_t outcome,
                 const rg_prior_t *p1, const rg_prior_t *p2);
 void rg_event(rg_core_t *c, const char *op, const char *path, int32_t outcome);
-char *rg_xattr_lines(const char *path);
 
 // passthrough.c: the session's reads and writes of /dev/fuse (counted; INIT and open replies
 // completed for kernel passthrough)

@@ -17,7 +17,7 @@ static int cmp_names (const void *a, const void *b) {
 
 // A path's xattrs as "name=hexvalue\n" lines sorted by name ("" when it has none), or NULL where
 // they cannot be read. lib/server/backing.ts writes the same form for the state after a hook.
-char *rg_xattr_lines (const char *path) {
+static char *xattr_lines (const char *path) {
   char names[65536];
   ssize_t len = llistxattr(path, names, sizeof(names));
   if (len < 0) return errno == ENOTSUP ? strdup("") : NULL;
@@ -47,7 +47,7 @@ char *rg_xattr_lines (const char *path) {
 }
 
 // The first half of a prior state: the stat, which is also what the object test needs.
-void rg_prior_stat (const rg_loc_t *l, rg_prior_t *p) {
+static void prior_stat (const rg_loc_t *l, rg_prior_t *p) {
   p->target = NULL;
   p->xattrs = NULL;
   p->exists = fstatat(l->dirfd, l->name, &p->st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -56,7 +56,7 @@ void rg_prior_stat (const rg_loc_t *l, rg_prior_t *p) {
 // The rest, read only for a change that is going to be made: the xattrs and a symlink's target.
 void rg_prior_details (const rg_loc_t *l, rg_prior_t *p) {
   if (!p->exists || p->xattrs) return;
-  p->xattrs = rg_xattr_lines(l->proc);
+  p->xattrs = xattr_lines(l->proc);
   if (!S_ISLNK(p->st.st_mode)) return;
   char buf[4096];
   ssize_t n = readlinkat(l->dirfd, l->name, buf, sizeof(buf) - 1);
@@ -66,7 +66,7 @@ void rg_prior_details (const rg_loc_t *l, rg_prior_t *p) {
 }
 
 void rg_prior (const rg_loc_t *l, rg_prior_t *p) {
-  rg_prior_stat(l, p);
+  prior_stat(l, p);
   rg_prior_details(l, p);
 }
 

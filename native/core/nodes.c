@@ -141,12 +141,6 @@ void rg_node_forget (rg_node_t *n, uint64_t count) {
   rg_unlock();
 }
 
-void rg_node_hold (rg_node_t *n) {
-  rg_lock();
-  n->refs++;
-  rg_unlock();
-}
-
 void rg_node_release (rg_node_t *n) {
   rg_lock();
   n->refs--;

@@ -435,16 +435,16 @@ static int backing_flags (int flags) {
 
 // --- open files --------------------------------------------------------------------------------
 
-// Serves an open descriptor on node n: the handle, the page-cache rule, passthrough where the
-// kernel took it. Replies (open or create with entry `e`).
-static void serve_open (fuse_req_t req, rg_core_t *c, rg_node_t *n, int fd, struct fuse_file_info *fi, rg_node_t *parent, const char *name, const struct stat *st) {
+// Serves an open descriptor on node n: the handle, the page-cache rule, passthrough where
+// negotiated. Replies to the open, or with `parent`, to the create with n's entry (attributes st).
+static void serve_open (fuse_req_t req, rg_core_t *c, rg_node_t *n, int fd, struct fuse_file_info *fi, rg_node_t *parent, const struct stat *st) {
   rg_handle_t *h = calloc(1, sizeof(*h));
   if (h == NULL) { close(fd); fuse_reply_err(req, ENOMEM); return; }
   h->fd = fd;
   int direct = (fi->flags & O_DIRECT) != 0;
   rg_lock();
-  h->copy_gen = n ? n->copy_gen : 0;
-  int stale = n ? n->stale_handles : 0;
+  h->copy_gen = n->copy_gen;
+  int stale = n->stale_handles;
   rg_unlock();
   // O_DIRECT through the mount: the caller's I/O goes straight to the server (no page cache).
   fi->direct_io = direct;
@@ -453,7 +453,7 @@ static void serve_open (fuse_req_t req, rg_core_t *c, rg_node_t *n, int fd, stru
   fi->keep_cache = !direct && stale == 0;
   // Passthrough where negotiated: the kernel reads and writes the backing file itself (and
   // refuses a page cache of its own for the file: no keep_cache).
-  if (c->passthrough && !direct && n) h->backing_id = rg_backing_get(c, n, fd);
+  if (c->passthrough && !direct) h->backing_id = rg_backing_get(c, n, fd);
   if (h->backing_id < 0) {
     // A file unlinked while open, its object read through passthrough, now copied up: the kernel
     // cannot have the copy and the object as backing files of one inode at once, nor one open
@@ -466,13 +466,11 @@ static void serve_open (fuse_req_t req, rg_core_t *c, rg_node_t *n, int fd, stru
     return;
   }
   if (h->backing_id) fi->keep_cache = 0;
-  if (n) {
-    rg_lock();
-    n->refs++;
-    n->open++;
-    rg_unlock();
-    h->node = n;
-  }
+  rg_lock();
+  n->refs++;
+  n->open++;
+  rg_unlock();
+  h->node = n;
   fi->fh = (uintptr_t) h;
   rg_reply_backing(h->backing_id);
   int r;
@@ -493,15 +491,13 @@ static void serve_open (fuse_req_t req, rg_core_t *c, rg_node_t *n, int fd, stru
 
 static void rg_release_handle (rg_core_t *c, rg_handle_t *h) {
   rg_node_t *n = h->node;
-  if (n) {
-    rg_lock();
-    n->open--;
-    if (h->copy_gen != n->copy_gen && n->stale_handles > 0) n->stale_handles--;
-    rg_unlock();
-    if (h->backing_id) rg_backing_put(c, n, h->backing_id);
-  }
+  rg_lock();
+  n->open--;
+  if (h->copy_gen != n->copy_gen && n->stale_handles > 0) n->stale_handles--;
+  rg_unlock();
+  if (h->backing_id) rg_backing_put(c, n, h->backing_id);
   close(h->fd);
-  if (n) rg_node_release(n);
+  rg_node_release(n);
   free(h);
 }
 
@@ -525,7 +521,7 @@ static void op_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
   rg_core_t *c = CORE(req);
   int fd = open_existing(c, ino, fi->flags);
   if (fd < 0) fuse_reply_err(req, -fd);
-  else serve_open(req, c, rg_node(ino), fd, fi, NULL, NULL, NULL);
+  else serve_open(req, c, rg_node(ino), fd, fi, NULL, NULL);
 }
 
 static void op_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -705,7 +701,7 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
     if (n == NULL) { fuse_reply_err(req, r < 0 ? -r : ENOMEM); return; }
     fd = open_existing(c, rg_node_id(n), fi->flags);
     if (fd < 0) { rg_node_forget(n, 1); fuse_reply_err(req, -fd); return; }
-    serve_open(req, c, n, fd, fi, p, name, &st);
+    serve_open(req, c, n, fd, fi, p, &st);
     return;
   }
   if (r == 0) {
@@ -720,7 +716,7 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
   if (r < 0) { fuse_reply_err(req, -r); return; }
   rg_node_t *n = rg_node_ref(p, name, &st);
   if (n == NULL) { close(fd); fuse_reply_err(req, ENOMEM); return; }
-  serve_open(req, c, n, fd, fi, p, name, &st);
+  serve_open(req, c, n, fd, fi, p, &st);
 }
 
 // Before a name is removed: its node, if the kernel holds one, with a descriptor on its inode (the
