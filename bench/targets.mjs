@@ -35,13 +35,13 @@ export const TARGETS = {
   'guard-deny': {
     label: 'rofiles-guard deny',
     short: 'guard deny',
-    mount: co => { const mp = mountpoint(co); execFileSync(process.execPath, [CLI, 'mount', co, mp]); return mp },
+    mount: co => guardMount(co),
     unmount: mp => execFileSync('umount', [mp])
   },
   'guard-copyup': {
     label: 'rofiles-guard copyup',
     short: 'guard copyup',
-    mount: co => { const mp = mountpoint(co); execFileSync(process.execPath, [CLI, 'mount', '--copyup', co, mp]); return mp },
+    mount: co => guardMount(co, {}, ['--copyup']),
     unmount: mp => execFileSync('umount', [mp])
   },
   // The core without kernel passthrough: what a user without CAP_SYS_ADMIN gets.
@@ -61,9 +61,10 @@ export const TARGETS = {
   }
 }
 
-function guardMount (co, env) {
+/** `rofiles-guard mount [ARGS] co co.mnt`, with `env` added to the server's environment. */
+function guardMount (co, env = {}, args = []) {
   const mp = mountpoint(co)
-  execFileSync(process.execPath, [CLI, 'mount', co, mp], { env: { ...process.env, ...env } })
+  execFileSync(process.execPath, [CLI, 'mount', ...args, co, mp], { env: { ...process.env, ...env } })
   return mp
 }
 

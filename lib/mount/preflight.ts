@@ -5,13 +5,14 @@ import { GuardError } from '../errors.js'
 import { isMode, type Mode } from '../policy.js'
 import { isMounted } from './mountinfo.js'
 import { isRoot } from '../proc.js'
+import { referenceServer } from '../server/protocol.js'
 
 const LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/lib64', '/usr/lib64']
 
 /** The libfuse the server will load, and the Debian package that has it: libfuse 3 for the
  *  native core, libfuse 2 for the TypeScript reference (ROFILES_GUARD_NATIVE=0). */
 function libfuse (): { lib: string, pkg: string } {
-  return process.env.ROFILES_GUARD_NATIVE === '0' ? { lib: 'libfuse.so.2', pkg: 'libfuse2' } : { lib: 'libfuse3.so.3', pkg: 'libfuse3-3' }
+  return referenceServer() ? { lib: 'libfuse.so.2', pkg: 'libfuse2' } : { lib: 'libfuse3.so.3', pkg: 'libfuse3-3' }
 }
 
 function within (parent: string, child: string): boolean {

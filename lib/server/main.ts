@@ -1,5 +1,6 @@
-// The FUSE server: its own process, so that the caller may touch the mount synchronously
-// without deadlocking (fuse-native serves requests on the JS thread of the process it runs in).
+// The FUSE server: its own process, so that the caller may touch the mount synchronously without
+// blocking its server (the reference's fuse-native serves requests on this process's JS thread,
+// and the core's events are drained on it).
 import { execFile } from 'node:child_process'
 import { rmdirSync } from 'node:fs'
 import { loadFuse } from '../native/fuse.js'
@@ -14,7 +15,7 @@ import { Backing, nativeState } from './backing.js'
 import { Handles } from './handles.js'
 import { makeOps } from './ops.js'
 import { profiled } from './profile.js'
-import { CONFIG_ENV, FS_NAME, type Request, type ServerConfig, type ServerMessage, type ServerStats } from './protocol.js'
+import { CONFIG_ENV, FS_NAME, referenceServer, type Request, type ServerConfig, type ServerMessage, type ServerStats } from './protocol.js'
 
 const log = logger('server')
 const DRAIN_MS = 5
@@ -57,7 +58,7 @@ function main (): void {
     if (config.detached && process.connected) process.disconnect()
   }
 
-  const served: Served = process.env.ROFILES_GUARD_NATIVE === '0'
+  const served: Served = referenceServer()
     ? serveReference(config, journal, backing, debug, ready, ended)
     : serveCore(config, journal, debug, ready, ended)
 

@@ -17,6 +17,12 @@ export interface ServerConfig {
 
 export const CONFIG_ENV = 'ROFILES_GUARD_SERVER'
 
+/** ROFILES_GUARD_NATIVE=0: the TypeScript reference server on fuse-native (libfuse 2) serves
+ *  mounts instead of the native core (libfuse 3). */
+export function referenceServer (): boolean {
+  return process.env.ROFILES_GUARD_NATIVE === '0'
+}
+
 /** fsname and subtype of every mount we make: /proc/mounts shows `rofiles-guard ... fuse.rofiles-guard`. */
 export const FS_NAME = 'rofiles-guard'
 export const FS_TYPE = `fuse.${FS_NAME}`
