@@ -50,6 +50,12 @@ typedef struct {
 } rg_target_t;
 
 // `named`: also its path for the journal (changes need it; reads do not).
+// The target is the nameless inode open as fd.
+static void target_nameless (rg_target_t *t, int fd) {
+  t->fd = fd;
+  snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", fd);
+}
+
 static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named) {
   t->node = rg_node(ino);
   t->path = NULL;
@@ -62,7 +68,7 @@ static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named)
     int r = rg_loc_node(c, t->node, &t->loc);
     if (r < 0) return r;
   }
-  if (!hashed) snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", t->fd);
+  if (!hashed) target_nameless(t, t->fd);
   if (!named) return 0;
   t->path = rg_node_path(t->node);
   if (t->path == NULL) return -ENOMEM;
@@ -122,7 +128,7 @@ static int copy_up (rg_core_t *c, rg_target_t *t) {
     if (t->fd >= 0) {
       int fd = rg_copy_up_unlinked(t->fd, c->root);
       if (fd < 0) r = fd;
-      else { rg_node_detach(n, fd); t->fd = fd; snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", fd); }
+      else { rg_node_detach(n, fd); target_nameless(t, fd); }
     } else {
       if (__atomic_load_n(&n->pt_handles, __ATOMIC_ACQUIRE) > 0) objfd = openat(t->loc.dirfd, t->loc.name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
       r = rg_copy_up(t->loc.proc);
@@ -220,8 +226,12 @@ static int give_to_caller (fuse_req_t req, const rg_loc_t *l) {
   const struct fuse_ctx *x = fuse_req_ctx(req);
   if (x->uid == 0 && x->gid == 0) return 0;
   gid_t gid = x->gid;
+  // The directory the entry is in: l's, or, where l is a path from the root (no descriptor was to
+  // spare), the path's directory.
   struct stat st;
-  if (fstat(l->dirfd, &st) == 0 && (st.st_mode & S_ISGID)) gid = (gid_t) -1;
+  const char *slash = strrchr(l->name, '/');
+  int r = slash ? fstatat(l->dirfd, strndupa(l->name, (size_t) (slash - l->name)), &st, 0) : fstat(l->dirfd, &st);
+  if (r == 0 && (st.st_mode & S_ISGID)) gid = (gid_t) -1;
   return fchownat(l->dirfd, l->name, x->uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
