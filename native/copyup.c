@@ -1,58 +1,152 @@
-// Copy-up (docs/spec.md, "Copy-up"), shared by native/sysops.c and the patched fuse-native, so that
-// there is one implementation. See rg_copy_up() in copyup.h.
+// Copy-up (docs/spec.md, "Copy-up"): see copyup.h. Shared by the core (native/core/ops.c) and
+// the TypeScript reference server (native/sysops.c), so that there is one implementation.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 #include "copyup.h"
 
 #define PATH_BUF 4096
+#define XATTR_BUF 65536
+
+int rg_reserved_name (const char *name) {
+  return strncmp(name, RG_RESERVED_PREFIX, sizeof(RG_RESERVED_PREFIX) - 1) == 0;
+}
+
+// "/proc/self/fd/N": with calls that follow it, the inode of descriptor N itself (a symlink's
+// too), reached without any name.
+static const char *fd_path (int fd, char buf[32]) {
+  snprintf(buf, 32, "/proc/self/fd/%d", fd);
+  return buf;
+}
+
+// --- resolving beneath a root ------------------------------------------------------------------
+
+// Before openat2 (Linux 5.6): one component at a time, none followed, no "..".
+static int open_beneath_walk (int rootfd, const char *path, int flags) {
+  char buf[PATH_BUF];
+  if (snprintf(buf, sizeof(buf), "%s", path) >= (int) sizeof(buf)) return -ENAMETOOLONG;
+  int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+  if (dfd < 0) return -errno;
+  char *save = NULL, *comp = strtok_r(buf, "/", &save);
+  if (comp == NULL) { int fd = openat(dfd, ".", flags | O_CLOEXEC); int e = errno; close(dfd); return fd < 0 ? -e : fd; }
+  while (comp) {
+    char *next = strtok_r(NULL, "/", &save);
+    if (strcmp(comp, "..") == 0) { close(dfd); return -EXDEV; }
+    int fd = next ? openat(dfd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : openat(dfd, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(dfd);
+    if (fd < 0) return -e;
+    dfd = fd;
+    comp = next;
+  }
+  return dfd;
+}
+
+int rg_open_beneath (int rootfd, const char *path, int flags) {
+  struct open_how how = {
+    .flags = (unsigned) (flags | O_CLOEXEC),
+    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
+  };
+  int fd = (int) syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
+  if (fd >= 0) return fd;
+  if (errno == ENOSYS) return open_beneath_walk(rootfd, path, flags);
+  return -errno;
+}
+
+// --- the caller's rights -----------------------------------------------------------------------
+
+void rg_rights_of (pid_t pid, rg_rights_t *r) {
+  memset(r, 0, sizeof(*r));
+  r->unpack = 1;
+  if (pid <= 0) return;
+  char p[64];
+  struct stat mine, theirs;
+  snprintf(p, sizeof(p), "/proc/%d/ns/user", (int) pid);
+  // Capabilities count only in the server's own user namespace: a sandbox's user namespace
+  // gives its processes every capability there, and none here.
+  if (stat("/proc/self/ns/user", &mine) < 0 || stat(p, &theirs) < 0 || mine.st_ino != theirs.st_ino || mine.st_dev != theirs.st_dev) return;
+  snprintf(p, sizeof(p), "/proc/%d/status", (int) pid);
+  FILE *f = fopen(p, "re");
+  if (f == NULL) return;
+  char line[256];
+  unsigned long long eff = 0;
+  while (fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "CapEff: %llx", &eff) == 1) break;
+  }
+  fclose(f);
+  r->trusted = r->security = (eff >> 21) & 1;  // CAP_SYS_ADMIN
+  r->setfcap = (eff >> 31) & 1;                // CAP_SETFCAP
+}
+
+static int may_set (const char *name, const rg_rights_t *who) {
+  if (strncmp(name, "user.", 5) == 0) return 1;
+  if (strcmp(name, "security.capability") == 0) return who->setfcap;
+  if (strncmp(name, "security.", 9) == 0) return who->security;
+  return who->trusted; // trusted.*, system.* (ACLs) and anything else
+}
+
+// --- data and xattrs ---------------------------------------------------------------------------
 
 // Copies the rest of `in` to `out` where neither reflink nor copy_file_range can.
-static int copy_rw(int in, int out) {
+static int copy_rw (int in, int out) {
   char buf[1 << 16];
   for (;;) {
     ssize_t n = read(in, buf, sizeof(buf));
     if (n == 0) return 0;
     if (n < 0) { if (errno == EINTR) continue; return -errno; }
     for (ssize_t off = 0; off < n;) {
-      ssize_t w = write(out, buf + off, n - off);
+      ssize_t w = write(out, buf + off, (size_t) (n - off));
       if (w < 0) { if (errno == EINTR) continue; return -errno; }
       off += w;
     }
   }
 }
 
-static int copy_disk_xattrs(int in, int out, const char *src, const char *dst, int is_link) {
-  char names[65536];
-  ssize_t len = is_link ? llistxattr(src, names, sizeof(names)) : flistxattr(in, names, sizeof(names));
+static int copy_data (int in, int out) {
+  if (ioctl(out, FICLONE, in) == 0) return 0;
+  int copied = 0;
+  for (;;) {
+    ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+    if (n > 0) { copied = 1; continue; }
+    if (n == 0) return 0;
+    if (errno == EINTR) continue;
+    return (!copied && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) ? copy_rw(in, out) : -errno;
+  }
+}
+
+static int copy_disk_xattrs (const char *src, const char *dst) {
+  char names[XATTR_BUF];
+  ssize_t len = listxattr(src, names, sizeof(names));
   if (len < 0) return (errno == ENOTSUP) ? 0 : -errno;
-  char *value = malloc(65536);
+  char *value = malloc(XATTR_BUF);
   if (value == NULL) return -ENOMEM;
   int r = 0;
   for (char *n = names; n < names + len; n += strlen(n) + 1) {
-    ssize_t vlen = is_link ? lgetxattr(src, n, value, 65536) : fgetxattr(in, n, value, 65536);
+    ssize_t vlen = getxattr(src, n, value, XATTR_BUF);
     if (vlen < 0) { if (errno == ENODATA) continue; r = -errno; break; }
-    int w = is_link ? lsetxattr(dst, n, value, vlen, 0) : fsetxattr(out, n, value, vlen, 0);
-    if (w < 0) { r = -errno; break; }
+    if (setxattr(dst, n, value, (size_t) vlen, 0) < 0) { r = -errno; break; }
   }
   free(value);
   return r;
 }
 
 // GVariant framing offsets: little-endian, 1, 2 or 4 bytes wide by the container's size.
-static size_t gv_offset_size(size_t container) {
+static size_t gv_offset_size (size_t container) {
   return container <= 0xff ? 1 : container <= 0xffff ? 2 : 4;
 }
 
-static size_t gv_read_offset(const unsigned char *p, size_t width) {
+static size_t gv_read_offset (const unsigned char *p, size_t width) {
   size_t v = 0;
   for (size_t i = 0; i < width; i++) v |= (size_t) p[i] << (8 * i);
   return v;
@@ -60,13 +154,12 @@ static size_t gv_read_offset(const unsigned char *p, size_t width) {
 
 #define OSTREEMETA "user.ostreemeta"
 
-// bare-user repositories keep each file's real owner, mode and xattrs in the xattr
-// user.ostreemeta, a GVariant (uuua(ayay)). A private copy is an ordinary file: it gets the
-// xattrs recorded there as real xattrs, and not user.ostreemeta itself (a commit of the tree
-// would otherwise record it as an ordinary xattr). Owner and mode stay those of the file on
-// disk, as the hooks saw it. Returns 0 or -errno (say EPERM for a security.* name a user may
-// not set: the copy-up then fails rather than lose it).
-static int apply_ostreemeta(const unsigned char *meta, size_t len, int out, const char *dst, int is_link) {
+// A bare-user repository keeps each file's real owner, mode and xattrs in user.ostreemeta, a
+// GVariant (uuua(ayay)). The private copy is an ordinary file: it gets the xattrs recorded there
+// as real xattrs (not user.ostreemeta itself); owner and mode stay those on disk, as the hooks saw
+// them. `apply` 0 only checks the form. 0, -EINVAL for a malformed value, -EPERM for a name
+// the caller may not set (the copy-up then fails rather than lend or lose it), or -errno.
+static int ostreemeta_xattrs (const unsigned char *meta, size_t len, const char *dst, const rg_rights_t *who, int apply) {
   if (len < 12) return -EINVAL;
   const unsigned char *arr = meta + 12;
   size_t alen = len - 12;
@@ -85,124 +178,135 @@ static int apply_ostreemeta(const unsigned char *meta, size_t len, int out, cons
     size_t key_end = gv_read_offset(e + elen - ew, ew);
     if (key_end == 0 || key_end > elen - ew || e[key_end - 1] != 0) return -EINVAL;
     const char *name = (const char *) e;
-    const void *value = e + key_end;
-    size_t vlen = elen - ew - key_end;
-    int r = is_link ? lsetxattr(dst, name, value, vlen, 0) : fsetxattr(out, name, value, vlen, 0);
-    if (r < 0) return -errno;
+    if (strlen(name) + 1 != key_end) return -EINVAL;
+    if (!may_set(name, who)) return -EPERM;
+    if (apply && setxattr(dst, name, e + key_end, elen - ew - key_end, 0) < 0) return -errno;
     start = end;
   }
   return 0;
 }
 
-static int copy_xattrs(int in, int out, const char *src, const char *dst, int is_link) {
-  unsigned char meta[65536];
-  ssize_t mlen = is_link ? lgetxattr(src, OSTREEMETA, meta, sizeof(meta)) : fgetxattr(in, OSTREEMETA, meta, sizeof(meta));
-  if (mlen >= 0) return apply_ostreemeta(meta, (size_t) mlen, out, dst, is_link);
-  if (errno != ENODATA && errno != ENOTSUP) return -errno;
-  return copy_disk_xattrs(in, out, src, dst, is_link);
+// The recorded mode (big-endian, the third u32) is a regular file's, as the file on disk is: a
+// bare-user content object. (A symlink of a bare-user repository is checked out as a symlink,
+// never hardlinked.)
+static int genuine_ostreemeta (const unsigned char *meta, size_t len) {
+  if (len < 12) return 0;
+  uint32_t mode = (uint32_t) meta[8] << 24 | (uint32_t) meta[9] << 16 | (uint32_t) meta[10] << 8 | meta[11];
+  return S_ISREG(mode);
 }
 
-// Makes the private copy of the file open as `in` (or of the symlink `src`, is_link) in a new
-// temporary `<dir>/.rofiles-guard-copyup.<base>.<pid>.<random>`, named in `tmp`: data, then owner,
-// xattrs, mode (after the owner: chown clears set-id bits) and both times, as `st` gives them.
-// Returns 0 or -errno; on failure no temporary is left.
-static int copy_to_temp(int in, const char *src, int is_link, const struct stat *st,
-                        const char *dir, size_t dirlen, const char *base, char tmp[PATH_BUF]) {
-  char target[PATH_BUF];
+static int copy_xattrs (const char *src, const char *dst, const rg_rights_t *who) {
+  static __thread unsigned char meta[XATTR_BUF];
+  ssize_t mlen = who->unpack ? getxattr(src, OSTREEMETA, meta, sizeof(meta)) : -1;
+  if (mlen < 0 && who->unpack && errno != ENODATA && errno != ENOTSUP) return -errno;
+  if (mlen >= 0 && genuine_ostreemeta(meta, (size_t) mlen)) {
+    int r = ostreemeta_xattrs(meta, (size_t) mlen, dst, who, 0);
+    return r < 0 ? r : ostreemeta_xattrs(meta, (size_t) mlen, dst, who, 1);
+  }
+  return copy_disk_xattrs(src, dst);
+}
+
+// --- the copy ----------------------------------------------------------------------------------
+
+static unsigned random_u32 (void) {
+  unsigned rnd = 0;
+  int rf = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (rf < 0 || read(rf, &rnd, sizeof(rnd)) != sizeof(rnd)) rnd = (unsigned) getpid() * 2654435761u ^ (unsigned) rand();
+  if (rf >= 0) close(rf);
+  return rnd;
+}
+
+// A reserved temporary name for `base`.
+static void temp_name (char out[NAME_MAX + 1], const char *base) {
+  snprintf(out, NAME_MAX + 1, RG_RESERVED_PREFIX "%.64s.%d.%08x", base, (int) getpid(), random_u32());
+}
+
+// Owner, xattrs, mode, times of `st` onto the copy open as `out`; `src` reaches the object.
+static int copy_attrs (int out, const char *src, const struct stat *st, const rg_rights_t *who, int is_link) {
+  char dst[32];
+  fd_path(out, dst);
+  if (fchownat(out, "", st->st_uid, st->st_gid, AT_EMPTY_PATH) < 0) return -errno;
+  int r = copy_xattrs(src, dst, who);
+  if (r < 0) return r;
+  if (!is_link && fchmod(out, st->st_mode & 07777) < 0) return -errno;
+  struct timespec ts[2] = { st->st_atim, st->st_mtim };
+  return utimensat(out, "", ts, AT_EMPTY_PATH) < 0 ? -errno : 0;
+}
+
+// A regular file's copy, filled and with its attributes, not linked anywhere (an O_TMPFILE in
+// dirfd; where the filesystem has none, a reserved name, returned in `named`). -errno on failure.
+static int file_copy (int dirfd, int src, const struct stat *st, const rg_rights_t *who, const char *base, char named[NAME_MAX + 1]) {
+  char sp[32];
+  fd_path(src, sp);
+  named[0] = 0;
+  int in = open(sp, O_RDONLY | O_NOATIME | O_CLOEXEC);
+  if (in < 0 && errno == EPERM) in = open(sp, O_RDONLY | O_CLOEXEC);
+  if (in < 0) return -errno;
+  int out = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  for (int attempt = 0; out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || (named[0] && errno == EEXIST)) && attempt < 8; attempt++) {
+    temp_name(named, base);
+    out = openat(dirfd, named, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }
+  if (out < 0) { int e = errno; close(in); named[0] = 0; return -e; }
+  int r = copy_data(in, out);
+  close(in);
+  if (r == 0) r = copy_attrs(out, sp, st, who, 0);
+  if (r < 0) {
+    if (named[0]) unlinkat(dirfd, named, 0);
+    close(out);
+    return r;
+  }
+  return out;
+}
+
+int rg_copy_up_unlinked (int src, int dirfd, const rg_rights_t *who) {
+  struct stat st;
+  if (fstat(src, &st) < 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EINVAL;
+  char named[NAME_MAX + 1];
+  int out = file_copy(dirfd, src, &st, who, "unlinked", named);
+  if (out >= 0 && named[0]) unlinkat(dirfd, named, 0);
+  return out;
+}
+
+int rg_copy_up_at (int dirfd, const char *name, int src, const rg_rights_t *who) {
+  struct stat st;
+  if (fstat(src, &st) < 0) return -errno;
+  char tmp[NAME_MAX + 1], sp[32];
   int out = -1, r = 0;
-  if (is_link) {
-    ssize_t n = readlink(src, target, sizeof(target) - 1);
+  if (S_ISREG(st.st_mode)) {
+    out = file_copy(dirfd, src, &st, who, name, tmp);
+    if (out < 0) return out;
+    // Named at the last moment, under a reserved name, and renamed over the target at once.
+    for (int attempt = 0; !tmp[0]; attempt++) {
+      char cand[NAME_MAX + 1];
+      temp_name(cand, name);
+      if (linkat(AT_FDCWD, fd_path(out, sp), dirfd, cand, AT_SYMLINK_FOLLOW) == 0) { strcpy(tmp, cand); break; }
+      if (errno != EEXIST || attempt >= 8) { r = -errno; close(out); return r; }
+    }
+  } else if (S_ISLNK(st.st_mode)) {
+    char target[PATH_BUF];
+    ssize_t n = readlinkat(src, "", target, sizeof(target) - 1);
     if (n < 0) return -errno;
     target[n] = 0;
-  }
-  for (int attempt = 0; ; attempt++) {
-    unsigned rnd;
-    int rf = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (rf < 0 || read(rf, &rnd, sizeof(rnd)) != sizeof(rnd)) rnd = (unsigned) getpid() ^ (unsigned) attempt * 2654435761u;
-    if (rf >= 0) close(rf);
-    int n = snprintf(tmp, PATH_BUF, "%.*s/.rofiles-guard-copyup.%.64s.%d.%08x", (int) dirlen, dir, base, (int) getpid(), rnd);
-    if (n < 0 || n >= PATH_BUF) return -ENAMETOOLONG;
-    if (is_link) {
-      if (symlink(target, tmp) == 0) break;
-    } else {
-      out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (out >= 0) break;
+    for (int attempt = 0; ; attempt++) {
+      temp_name(tmp, name);
+      if (symlinkat(target, dirfd, tmp) == 0) break;
+      if (errno != EEXIST || attempt >= 8) return -errno;
     }
-    if (errno != EEXIST || attempt >= 5) return -errno;
+    out = openat(dirfd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat ost;
+    if (out < 0) r = -errno;
+    else if (fstat(out, &ost) < 0 || !S_ISLNK(ost.st_mode)) r = -EIO;
+    if (r == 0) r = copy_attrs(out, fd_path(src, sp), &st, who, 1);
+  } else {
+    return -EINVAL;
   }
-
-  if (!is_link && ioctl(out, FICLONE, in) != 0) {
-    int copied = 0;
-    for (;;) {
-      ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-      if (n > 0) { copied = 1; continue; }
-      if (n == 0) break;
-      if (errno == EINTR) continue;
-      r = (!copied && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) ? copy_rw(in, out) : -errno;
-      break;
-    }
+  if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0) r = -errno;
+  if (r < 0) {
+    unlinkat(dirfd, tmp, 0);
+    if (out >= 0) close(out);
+    return r;
   }
-  if (!r) r = (is_link ? lchown(tmp, st->st_uid, st->st_gid) : fchown(out, st->st_uid, st->st_gid)) < 0 ? -errno : 0;
-  if (!r) r = copy_xattrs(in, out, src, tmp, is_link);
-  if (!r && !is_link) r = fchmod(out, st->st_mode & 07777) < 0 ? -errno : 0;
-  if (!r) {
-    struct timespec ts[2] = { st->st_atim, st->st_mtim };
-    r = (is_link ? utimensat(AT_FDCWD, tmp, ts, AT_SYMLINK_NOFOLLOW) : futimens(out, ts)) < 0 ? -errno : 0;
-  }
-  if (out >= 0 && close(out) != 0 && !r) r = -errno;
-  if (r) unlink(tmp);
-  return r;
-}
-
-// Opens `path` to read it for a copy, without touching its atime where the owner allows that.
-static int open_source(const char *path, int flags) {
-  int in = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | flags);
-  if (in < 0 && errno == EPERM) in = open(path, O_RDONLY | O_CLOEXEC | flags);
-  return in < 0 ? -errno : in;
-}
-
-int rg_copy_up(const char *path) {
-  // Everything happens through a descriptor on the parent directory, so the names used stay short
-  // ("/proc/self/fd/N/name") whatever the length of `path`.
-  const char *slash = strrchr(path, '/');
-  const char *base = slash ? slash + 1 : path;
-  char dir[PATH_BUF], at[PATH_BUF], dirat[64], tmp[PATH_BUF];
-  if (slash == NULL) strcpy(dir, ".");
-  else if (slash == path) strcpy(dir, "/");
-  else if ((size_t) (slash - path) >= sizeof(dir)) return -ENAMETOOLONG;
-  else { memcpy(dir, path, slash - path); dir[slash - path] = 0; }
-  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return -errno;
-  snprintf(dirat, sizeof(dirat), "/proc/self/fd/%d", dfd);
-  int r = 0;
-  if (snprintf(at, sizeof(at), "%s/%s", dirat, base) >= (int) sizeof(at)) r = -ENAMETOOLONG;
-
-  struct stat st;
-  if (!r && lstat(at, &st) < 0) r = -errno;
-  int is_link = !r && S_ISLNK(st.st_mode);
-  if (!r && !is_link && !S_ISREG(st.st_mode)) r = -EINVAL;
-  int in = -1;
-  if (!r && !is_link && (in = open_source(at, O_NOFOLLOW)) < 0) r = in;
-  if (!r) r = copy_to_temp(in, at, is_link, &st, dirat, strlen(dirat), base, tmp);
-  if (in >= 0) close(in);
-  if (!r && rename(tmp, at) < 0) { r = -errno; unlink(tmp); }
-  close(dfd);
-  return r;
-}
-
-int rg_copy_up_unlinked(int fd, const char *dir) {
-  struct stat st;
-  if (fstat(fd, &st) < 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return -EINVAL;
-  char src[64], tmp[PATH_BUF];
-  snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
-  int in = open_source(src, 0); // the magic link leads to the inode; O_NOFOLLOW would refuse it
-  if (in < 0) return in;
-  int r = copy_to_temp(in, src, 0, &st, dir, strlen(dir), "unlinked", tmp);
-  close(in);
-  if (r) return r;
-  int copy = open(tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (copy < 0) r = -errno;
-  unlink(tmp);
-  return r ? r : copy;
+  return out;
 }

@@ -230,14 +230,57 @@ static napi_value m_readdir(napi_env env, napi_callback_info info) {
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
+  char root[PATH_BUF];
   char path[PATH_BUF];
-  int fd; // >= 0: copy up the nameless file open as fd, in directory `path`
+  int fd;   // >= 0: copy up the nameless file open as fd (in the root)
+  int pid;  // the process that caused it (rg_rights_of)
   int result;
 } copyup_job_t;
 
+// Copy-up of `path` (from the root, "/a/b") below `root`: the directory and the name resolved
+// beneath the root with no symlink followed (rg_open_beneath), the object test made again on the
+// inode pinned, then rg_copy_up_at. 0 (also when it is no object any more) or -errno.
+static int copy_up_beneath(const char *root, const char *path, const rg_rights_t *who) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash[1] == 0) return -EINVAL;
+  char dir[PATH_BUF];
+  snprintf(dir, sizeof(dir), "%.*s", (int) (slash - path), path);
+  int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return -errno;
+  int dfd = rg_open_beneath(rootfd, dir[0] == '/' ? dir + 1 : dir, O_PATH | O_DIRECTORY);
+  close(rootfd);
+  if (dfd < 0) return dfd;
+  int src = openat(dfd, slash + 1, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int r = src < 0 ? -errno : 0;
+  struct stat st;
+  if (r == 0 && fstat(src, &st) < 0) r = -errno;
+  if (r == 0 && rg_is_object_mode(st.st_mode, st.st_nlink)) {
+    int copy = rg_copy_up_at(dfd, slash + 1, src, who);
+    if (copy < 0) r = copy;
+    else close(copy);
+  }
+  if (src >= 0) close(src);
+  close(dfd);
+  return r;
+}
+
 static void copyup_execute(napi_env env, void *data) {
   copyup_job_t *j = data;
-  j->result = j->fd >= 0 ? rg_copy_up_unlinked(j->fd, j->path) : rg_copy_up(j->path);
+  rg_rights_t who;
+  rg_rights_of(j->pid, &who);
+  if (j->fd < 0) { j->result = copy_up_beneath(j->root, j->path, &who); return; }
+  int dfd = open(j->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  j->result = dfd < 0 ? -errno : rg_copy_up_unlinked(j->fd, dfd, &who);
+  if (dfd >= 0) close(dfd);
+  if (j->result >= 0) {
+    // The caller wants a descriptor that does not hold the file open for writing.
+    char p[32];
+    snprintf(p, sizeof(p), "/proc/self/fd/%d", j->result);
+    int o = open(p, O_PATH | O_CLOEXEC);
+    int e = errno;
+    close(j->result);
+    j->result = o < 0 ? -e : o;
+  }
 }
 
 static void copyup_complete(napi_env env, napi_status status, void *data) {
@@ -249,13 +292,15 @@ static void copyup_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-// copyUp(path) and copyUpUnlinked(fd, dir): one job on libuv's thread pool each (copyup.h).
-static napi_value queue_copy_up(napi_env env, napi_value path, int fd) {
+// copyUp(root, path, pid) and copyUpUnlinked(fd, root, pid): one job on libuv's thread pool each.
+static napi_value queue_copy_up(napi_env env, napi_value root, napi_value path, int fd, int pid) {
   napi_value promise;
   copyup_job_t *j = calloc(1, sizeof(copyup_job_t));
   j->fd = fd;
+  j->pid = pid;
   napi_create_promise(env, &j->deferred, &promise);
-  int e = get_str(env, path, j->path, sizeof(j->path));
+  int e = get_str(env, root, j->root, sizeof(j->root));
+  if (!e && path) e = get_str(env, path, j->path, sizeof(j->path));
   if (e) {
     napi_value v;
     napi_create_int32(env, e, &v);
@@ -271,15 +316,18 @@ static napi_value queue_copy_up(napi_env env, napi_value path, int fd) {
 }
 
 static napi_value m_copy_up(napi_env env, napi_callback_info info) {
-  ARGS(1)
-  return queue_copy_up(env, argv[0], -1);
+  ARGS(3)
+  int32_t pid = 0;
+  napi_get_value_int32(env, argv[2], &pid);
+  return queue_copy_up(env, argv[0], argv[1], -1, pid);
 }
 
 static napi_value m_copy_up_unlinked(napi_env env, napi_callback_info info) {
-  ARGS(2)
-  int32_t fd = -1;
+  ARGS(3)
+  int32_t fd = -1, pid = 0;
   napi_get_value_int32(env, argv[0], &fd);
-  return queue_copy_up(env, argv[1], fd < 0 ? INT32_MAX : fd);
+  napi_get_value_int32(env, argv[2], &pid);
+  return queue_copy_up(env, argv[1], NULL, fd < 0 ? INT32_MAX : fd, pid);
 }
 
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {

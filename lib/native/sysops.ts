@@ -14,11 +14,17 @@ export interface SysOps {
   lsetxattr(path: string, name: string, value: Buffer, flags: number): number
   lremovexattr(path: string, name: string): number
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, follow?: boolean): number
-  /** Breaks the hardlink at path with a private copy (docs/spec.md, "Copy-up"), off the JS thread. */
-  copyUp(path: string): Promise<number>
-  /** The same for a file with no name left, open as `fd`: the private copy is made in `dir` and
-   *  unlinked at once; resolves to an O_PATH descriptor on it, or a negative errno. */
-  copyUpUnlinked(fd: number, dir: string): Promise<number>
+  /**
+   * Breaks the hardlink at `path` (from the root, "/a/b") below `root` with a private copy
+   * (docs/spec.md, "Copy-up"), off the JS thread: the name is resolved beneath the root with no
+   * symlink followed, and the object test made again on the inode pinned. `pid`: the process
+   * that caused it (what it may set itself bounds the xattrs unpacked from user.ostreemeta).
+   * 0 (also when it is no object any more) or a negative errno.
+   */
+  copyUp(root: string, path: string, pid: number): Promise<number>
+  /** The same for a file with no name left, open as `fd`: the private copy is an O_TMPFILE in
+   *  `root` that never gets a name; resolves to an O_PATH descriptor on it, or a negative errno. */
+  copyUpUnlinked(fd: number, root: string, pid: number): Promise<number>
   syncfs(path: string): number
   /** Names with "." and "..", and per name 16 stat slots holding only d_type bits and d_ino. */
   readdir(path: string): [string[], BigInt64Array] | number

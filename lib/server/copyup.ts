@@ -4,15 +4,15 @@ import { logger } from '../log.js'
 const log = logger('copyup')
 
 /**
- * Breaks the hardlink at `real` (docs/spec.md, "Copy-up"): a private copy with the same data, owner,
- * xattrs, mode and times is made beside it and renamed over it; the object is only ever read.
- * One job on libuv's thread pool (native/sysops.c), so other requests go on meanwhile. The
- * temporary is named `.rofiles-guard-copyup.NAME.PID.RANDOM`, recognisable after a power cut.
- * Resolves to 0, or a negative errno with `real` left as it was and no temporary behind.
+ * Breaks the hardlink at `path` of the mount, below the backing `root` (docs/spec.md, "Copy-up"):
+ * a private copy with the same data, owner, xattrs, mode and times, made with no name
+ * (O_TMPFILE) and renamed over the name; the object is only ever read. One job on libuv's thread
+ * pool (native/copyup.c, the core's own), so other requests go on meanwhile. `pid` is the process
+ * that caused it. Resolves to 0, or a negative errno with the name left as it was.
  */
-export async function copyUp (real: string): Promise<number> {
-  const r = await sysops().copyUp(real)
-  if (r < 0) log('copy-up of %s failed: errno %d', real, -r)
-  else log('copied up %s', real)
+export async function copyUp (root: string, path: string, pid: number): Promise<number> {
+  const r = await sysops().copyUp(root, path, pid)
+  if (r < 0) log('copy-up of %s failed: errno %d', path, -r)
+  else log('copied up %s', path)
   return r
 }

@@ -27,6 +27,8 @@ typedef struct rg_node {
   dev_t dev;              // the backing inode last seen under this name
   ino_t ino;
   int hashed;             // reachable by (parent, name); 0 once its name was removed
+  int replaced;           // unhashed because its name was found on another inode (changed outside
+                          // the mount): requests on it get ESTALE, and the kernel looks the name up
   int nameless_fd;        // an O_PATH descriptor on the inode of a removed name still open, or -1
   int fd;                 // a directory's O_PATH descriptor once opened (rg_dir_fd), or -1
   int open;               // open file handles
@@ -93,7 +95,9 @@ rg_node_t *rg_node(fuse_ino_t id);
 fuse_ino_t rg_node_id(rg_node_t *n);
 void rg_lock(void);
 void rg_unlock(void);
-// The node of `name` in `parent` with one more kernel reference, created if new; records st's inode.
+// The node of `name` in `parent` with one more kernel reference, created if new, or where the
+// name's node is on another inode than st's (changed outside the mount): that node is unhashed
+// (replaced) and a new one made, so the kernel never sees one node change its inode.
 rg_node_t *rg_node_ref(rg_node_t *parent, const char *name, const struct stat *st);
 void rg_node_forget(rg_node_t *n, uint64_t count);
 void rg_node_release(rg_node_t *n);
@@ -103,7 +107,13 @@ char *rg_node_path(rg_node_t *n);
 char *rg_child_path(rg_node_t *parent, const char *name);
 void rg_node_detach(rg_node_t *n, int nameless_fd);
 void rg_node_move(rg_node_t *n, rg_node_t *parent, const char *name);
+// The copy-up's version: the node is on the copy (st) from now on, the same node for the kernel.
 void rg_node_set_inode(rg_node_t *n, const struct stat *st);
+// Whether n is hashed and on the inode of st.
+int rg_node_is(rg_node_t *n, const struct stat *st);
+// Inodes a hook made into objects by linking them through the mount (not a repository's).
+void rg_linked_add(const struct stat *st);
+int rg_linked_has(const struct stat *st);
 // Invalidates the kernel's attributes of every name of inode (dev, ino) it knows, except `skip`.
 void rg_inval_ino(rg_core_t *c, dev_t dev, ino_t ino, rg_node_t *skip);
 void rg_inval_node(rg_core_t *c, rg_node_t *n, int data);
@@ -111,8 +121,8 @@ void rg_inval_node(rg_core_t *c, rg_node_t *n, int data);
 // reach.c: where a name is, for the system calls on it
 typedef struct {
   int dirfd;          // its directory (the node's descriptor, or the root's)
-  char name[4096];    // "." for the root; a path from the root where no descriptor was to spare
-  char proc[4200];    // "/proc/self/fd/<dirfd>/<name>": for calls without an *at form
+  char name[256];     // one name ("." for the root), never a path
+  char proc[320];     // "/proc/self/fd/<dirfd>/<name>": for calls without an *at form
 } rg_loc_t;
 int rg_dir_fd(rg_core_t *c, rg_node_t *dir);
 void rg_dir_fd_closed(void);
@@ -122,6 +132,8 @@ int rg_loc_node(rg_core_t *c, rg_node_t *n, rg_loc_t *l);
 
 // journal.c
 void rg_prior_details(const rg_loc_t *l, rg_prior_t *p);
+// The prior state of the inode open as fd (an O_PATH descriptor will do), stat'd as st.
+void rg_prior_fd(int fd, const struct stat *st, rg_prior_t *p);
 void rg_prior(const rg_loc_t *l, rg_prior_t *p);
 void rg_prior_free(rg_prior_t *p);
 void rg_event_p(rg_core_t *c, const char *op, const char *path, const char *path2, int32_t outcome,

@@ -17,9 +17,10 @@ static int cmp_names (const void *a, const void *b) {
 
 // A path's xattrs as "name=hexvalue\n" lines sorted by name ("" when it has none), or NULL where
 // they cannot be read. lib/server/backing.ts writes the same form for the state after a hook.
-static char *xattr_lines (const char *path) {
+// `follow`: path is a descriptor's /proc link, which stands for the inode itself.
+static char *xattr_lines (const char *path, int follow) {
   char names[65536];
-  ssize_t len = llistxattr(path, names, sizeof(names));
+  ssize_t len = follow ? listxattr(path, names, sizeof(names)) : llistxattr(path, names, sizeof(names));
   if (len < 0) return errno == ENOTSUP ? strdup("") : NULL;
   const char *list[1024];
   size_t n = 0;
@@ -29,7 +30,7 @@ static char *xattr_lines (const char *path) {
   char *out = malloc(cap);
   static __thread unsigned char value[65536];
   for (size_t i = 0; out != NULL && i < n; i++) {
-    ssize_t vlen = lgetxattr(path, list[i], value, sizeof(value));
+    ssize_t vlen = follow ? getxattr(path, list[i], value, sizeof(value)) : lgetxattr(path, list[i], value, sizeof(value));
     if (vlen < 0) continue; // removed meanwhile
     size_t need = used + strlen(list[i]) + 2 * (size_t) vlen + 3;
     if (need > cap) {
@@ -56,10 +57,25 @@ static void prior_stat (const rg_loc_t *l, rg_prior_t *p) {
 // The rest, read only for a change that is going to be made: the xattrs and a symlink's target.
 void rg_prior_details (const rg_loc_t *l, rg_prior_t *p) {
   if (!p->exists || p->xattrs) return;
-  p->xattrs = xattr_lines(l->proc);
+  p->xattrs = xattr_lines(l->proc, 0);
   if (!S_ISLNK(p->st.st_mode)) return;
   char buf[4096];
   ssize_t n = readlinkat(l->dirfd, l->name, buf, sizeof(buf) - 1);
+  if (n < 0) return;
+  buf[n] = 0;
+  p->target = strdup(buf);
+}
+
+void rg_prior_fd (int fd, const struct stat *st, rg_prior_t *p) {
+  char path[32];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+  p->exists = 1;
+  p->st = *st;
+  p->target = NULL;
+  p->xattrs = xattr_lines(path, 1);
+  if (!S_ISLNK(st->st_mode)) return;
+  char buf[4096];
+  ssize_t n = readlinkat(fd, "", buf, sizeof(buf) - 1);
   if (n < 0) return;
   buf[n] = 0;
   p->target = strdup(buf);

@@ -111,6 +111,13 @@ void rg_node_set_inode (rg_node_t *n, const struct stat *st) {
 rg_node_t *rg_node_ref (rg_node_t *parent, const char *name, const struct stat *st) {
   rg_lock();
   rg_node_t *n = find(parent, name);
+  if (n != NULL && (n->dev != st->st_dev || n->ino != st->st_ino)) {
+    // Changed behind the mount's back: the old node keeps the kernel's references to the old
+    // inode (ESTALE from now on), the name gets a new node.
+    unhash_name(n);
+    n->replaced = 1;
+    n = NULL;
+  }
   if (n == NULL) {
     n = calloc(1, sizeof(*n));
     char *copy = n ? strdup(name) : NULL;
@@ -125,12 +132,45 @@ rg_node_t *rg_node_ref (rg_node_t *parent, const char *name, const struct stat *
     n->dev = st->st_dev;
     n->ino = st->st_ino;
     hash_ino(n);
-  } else {
-    rg_node_set_inode(n, st);
   }
   n->nlookup++;
   rg_unlock();
   return n;
+}
+
+int rg_node_is (rg_node_t *n, const struct stat *st) {
+  rg_lock();
+  int r = n->hashed && n->dev == st->st_dev && n->ino == st->st_ino;
+  rg_unlock();
+  return r;
+}
+
+// Inodes made into objects through the mount (op_link), by (dev, ino): their user.ostreemeta is
+// the hook's, never unpacked by a copy-up. Only grows while the mount lives.
+typedef struct rg_linked { struct rg_linked *next; dev_t dev; ino_t ino; } rg_linked_t;
+static rg_linked_t *linked[1024];
+static pthread_mutex_t linked_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void rg_linked_add (const struct stat *st) {
+  if (rg_linked_has(st)) return;
+  rg_linked_t *l = malloc(sizeof(*l));
+  if (l == NULL) return;
+  l->dev = st->st_dev;
+  l->ino = st->st_ino;
+  uint32_t h = ino_hash(st->st_dev, st->st_ino) & 1023;
+  pthread_mutex_lock(&linked_lock);
+  l->next = linked[h];
+  linked[h] = l;
+  pthread_mutex_unlock(&linked_lock);
+}
+
+int rg_linked_has (const struct stat *st) {
+  uint32_t h = ino_hash(st->st_dev, st->st_ino) & 1023;
+  pthread_mutex_lock(&linked_lock);
+  rg_linked_t *l = linked[h];
+  while (l && (l->dev != st->st_dev || l->ino != st->st_ino)) l = l->next;
+  pthread_mutex_unlock(&linked_lock);
+  return l != NULL;
 }
 
 void rg_node_forget (rg_node_t *n, uint64_t count) {

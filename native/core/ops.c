@@ -38,67 +38,75 @@ static void reply_entry (fuse_req_t req, rg_node_t *parent, const char *name, co
 
 // --- reaching a node ---------------------------------------------------------------------------
 
-// Where a request's node is: its name in its directory (named), or, for a name removed while the
-// kernel still holds it (an unlinked open file), a descriptor on the inode ("/proc/self/fd/N").
-// The journal names the latter "<last path> (deleted)", as /proc does.
+// A request's node, pinned: an O_PATH descriptor on the inode served, opened once with no symlink
+// followed, and every decision and every system call of the request made on that descriptor
+// ("/proc/self/fd/N" for calls without an fd form), never on the name again. A named node is
+// reached by its name in its directory and must still be on the inode the kernel was told about
+// (else ESTALE: the kernel looks the name up again); a node whose name was removed while the
+// kernel holds it (an unlinked open file) by the descriptor kept on its inode. The journal names
+// the latter "<last path> (deleted)", as /proc does.
 typedef struct {
   rg_node_t *node;
-  char *path;      // the journal's name
-  int fd;          // nameless: the O_PATH descriptor (the node's), else -1
-  char fdproc[48];
-  rg_loc_t loc;    // named: where it is
+  char *path;      // the journal's name (named: also for reads? no: changes only)
+  int nameless;    // reached through the node's descriptor, not a name
+  int fd;          // the pin (owned, except the root's descriptor)
+  char fdproc[32]; // "/proc/self/fd/<fd>"
+  struct stat st;  // fstat of the pin: what the request is decided on
+  rg_loc_t loc;    // named: the name's directory and name
 } rg_target_t;
 
-// `named`: also its path for the journal (changes need it; reads do not).
-// The target is the nameless inode open as fd.
-static void target_nameless (rg_target_t *t, int fd) {
+static void target_set_fd (rg_target_t *t, int fd) {
   t->fd = fd;
   snprintf(t->fdproc, sizeof(t->fdproc), "/proc/self/fd/%d", fd);
 }
 
-static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named) {
-  t->node = rg_node(ino);
-  t->path = NULL;
-  rg_lock();
-  int hashed = t->node->hashed;
-  t->fd = hashed ? -1 : t->node->nameless_fd;
-  rg_unlock();
-  if (!hashed && t->fd < 0) return -ENOENT;
-  if (hashed) {
-    int r = rg_loc_node(c, t->node, &t->loc);
-    if (r < 0) return r;
-  }
-  if (!hashed) target_nameless(t, t->fd);
-  if (!named) return 0;
-  t->path = rg_node_path(t->node);
-  if (t->path == NULL) return -ENOMEM;
-  if (!hashed) {
-    char *named = malloc(strlen(t->path) + 12);
-    if (named == NULL) { free(t->path); t->path = NULL; return -ENOMEM; }
-    sprintf(named, "%s (deleted)", t->path);
-    free(t->path);
-    t->path = named;
-  }
-  return 0;
+// The inode of `name` in directory dirfd, as an O_PATH descriptor: the name itself, never a
+// symlink's target, never across a mount. -errno.
+static int pin_name (int dirfd, const char *name) {
+  return rg_open_beneath(dirfd, name, O_PATH | O_NOFOLLOW);
 }
 
-static void target_close (rg_target_t *t) {
+static void target_close (rg_core_t *c, rg_target_t *t) {
+  if (t->fd >= 0 && t->fd != c->root_fd) close(t->fd);
+  t->fd = -1;
   free(t->path);
   t->path = NULL;
 }
 
-static int target_stat (rg_target_t *t, struct stat *st) {
-  int r = t->fd >= 0 ? fstat(t->fd, st) : fstatat(t->loc.dirfd, t->loc.name, st, AT_SYMLINK_NOFOLLOW);
-  return r < 0 ? -errno : 0;
+// `named`: also its path for the journal (changes need it; reads do not).
+static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named) {
+  rg_node_t *n = t->node = rg_node(ino);
+  t->path = NULL;
+  t->fd = -1;
+  rg_lock();
+  int hashed = n->hashed, replaced = n->replaced;
+  int fd = hashed || n->nameless_fd < 0 ? -1 : fcntl(n->nameless_fd, F_DUPFD_CLOEXEC, 0);
+  rg_unlock();
+  t->nameless = !hashed;
+  if (!hashed && fd < 0) return replaced ? -ESTALE : -ENOENT;
+  if (n->parent == NULL) fd = c->root_fd;
+  else if (hashed) {
+    int r = rg_loc_node(c, n, &t->loc);
+    if (r < 0) return r;
+    fd = pin_name(t->loc.dirfd, t->loc.name);
+    if (fd < 0) return fd;
+  }
+  target_set_fd(t, fd);
+  if (fstat(fd, &t->st) < 0) { int e = errno; target_close(c, t); return -e; }
+  // Changed outside the mount since the kernel was told: never served as the old inode.
+  if (hashed && n->parent != NULL && !rg_node_is(n, &t->st)) { target_close(c, t); return -ESTALE; }
+  if (!named) return 0;
+  t->path = rg_node_path(n);
+  if (t->path == NULL) { target_close(c, t); return -ENOMEM; }
+  if (!hashed) {
+    char *gone = malloc(strlen(t->path) + 12);
+    if (gone == NULL) { target_close(c, t); return -ENOMEM; }
+    sprintf(gone, "%s (deleted)", t->path);
+    free(t->path);
+    t->path = gone;
+  }
+  return 0;
 }
-
-// A call without an *at form on the target: `at` is a path reaching it, `follow` whether the
-// call must follow a last symlink (a nameless target's /proc link) or not (a name).
-#define ON_TARGET(t, call) ({ \
-  const char *at = (t)->fd >= 0 ? (t)->fdproc : (t)->loc.proc; \
-  int follow = (t)->fd >= 0; \
-  (void) follow; \
-  (call) < 0 ? -errno : 0; })
 
 // --- the policy at each change -----------------------------------------------------------------
 
@@ -107,42 +115,75 @@ static pthread_mutex_t copyup_lock = PTHREAD_MUTEX_INITIALIZER;
 // The object test: a regular file or symlink whose inode someone else shares too. A nameless
 // inode is one while it has any link left: that link is someone else's.
 static int is_object (const rg_target_t *t, const struct stat *st) {
-  return t->fd >= 0 ? (S_ISREG(st->st_mode) || S_ISLNK(st->st_mode)) && st->st_nlink >= 1
-                    : rg_is_object_mode(st->st_mode, st->st_nlink);
+  return t->nameless ? (S_ISREG(st->st_mode) || S_ISLNK(st->st_mode)) && st->st_nlink >= 1
+                     : rg_is_object_mode(st->st_mode, st->st_nlink);
 }
 
-// Breaks the link at the target (one copy-up at a time: a second request for the same object
-// finds a private copy and does nothing), then tells the kernel: the name now has another inode,
-// and the object one link less wherever else the kernel knows it. 1 when the name got a new node
-// (see below), 0 when copied in place or nothing was to be done, -errno.
-static int copy_up (rg_core_t *c, rg_target_t *t) {
+static int same_inode (const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+// Breaks the link of the pinned object at the target's name (one copy-up at a time), moves the
+// pin to the copy, then tells the kernel: the name now has another inode, and the object one link
+// less wherever else the kernel knows it. 1 when the name got a new node (see below), 0 when
+// copied in place or nothing was to be done, -errno.
+static int copy_up (rg_core_t *c, rg_target_t *t, pid_t pid) {
+  rg_rights_t who;
+  rg_rights_of(pid, &who);
+  // An object a hook made by linking its own file: its user.ostreemeta is the hook's.
+  who.unpack = !rg_linked_has(&t->st);
   pthread_mutex_lock(&copyup_lock);
-  struct stat before, after;
   rg_node_t *n = t->node;
-  int r = target_stat(t, &before);
-  // A name whose kernel inode has passthrough handles on the object keeps that backing file for
-  // every open until they close: the name must get a new node instead. The old one stays with
-  // the object for those handles (nameless, through objfd).
-  int objfd = -1;
-  if (r == 0 && is_object(t, &before)) {
-    if (t->fd >= 0) {
-      int fd = rg_copy_up_unlinked(t->fd, c->root);
-      if (fd < 0) r = fd;
-      else { rg_node_detach(n, fd); target_nameless(t, fd); }
-    } else {
-      if (__atomic_load_n(&n->pt_handles, __ATOMIC_ACQUIRE) > 0) objfd = openat(t->loc.dirfd, t->loc.name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      r = rg_copy_up(t->loc.proc);
+  struct stat before = t->st;
+  int copy = -1, objfd = -1, r = 0;
+  if (t->nameless) {
+    copy = rg_copy_up_unlinked(t->fd, c->root_fd, &who);
+    if (copy >= 0) {
+      int keep = fcntl(copy, F_DUPFD_CLOEXEC, 0);
+      if (keep < 0) { r = -errno; close(copy); copy = -1; }
+      else rg_node_detach(n, keep);
     }
+  } else {
+    // Under the lock, the name once more: a request that pinned the same object meanwhile finds
+    // the name on the copy another request made (the node says so), and has nothing to do.
+    int cur = pin_name(t->loc.dirfd, t->loc.name);
+    struct stat cs;
+    if (cur < 0) r = cur;
+    else if (fstat(cur, &cs) < 0) r = -errno;
+    else if (!same_inode(&cs, &t->st)) {
+      if (rg_node_is(n, &cs) && !is_object(t, &cs)) {
+        close(t->fd);
+        target_set_fd(t, cur);
+        t->st = cs;
+        cur = -1;
+      } else {
+        r = -ESTALE;
+      }
+    } else if (is_object(t, &cs)) {
+      // A name whose kernel inode has passthrough handles on the object keeps that backing file
+      // for every open until they close: the name must get a new node instead. The old one stays
+      // with the object for those handles (nameless, through objfd).
+      if (__atomic_load_n(&n->pt_handles, __ATOMIC_ACQUIRE) > 0) objfd = fcntl(t->fd, F_DUPFD_CLOEXEC, 0);
+      copy = rg_copy_up_at(t->loc.dirfd, t->loc.name, t->fd, &who);
+      if (copy < 0) r = copy;
+    }
+    if (cur >= 0) close(cur);
   }
-  if (r < 0 || target_stat(t, &after) < 0 || (after.st_ino == before.st_ino && after.st_dev == before.st_dev)) {
+  struct stat after;
+  if (r == 0 && copy >= 0 && fstat(copy, &after) < 0) r = -errno;
+  if (r < 0 || copy < 0) {
     pthread_mutex_unlock(&copyup_lock);
+    if (copy >= 0) close(copy);
     if (objfd >= 0) close(objfd);
     return r;
   }
+  close(t->fd);
+  target_set_fd(t, copy);
+  t->st = after;
   rg_lock();
   rg_node_t *parent = n->parent;
   char *name = objfd >= 0 && n->name ? strdup(n->name) : NULL;
-  if (objfd < 0) {
+  if (objfd < 0 && !t->nameless) {
     rg_node_set_inode(n, &after);
     n->copy_gen++;
     n->stale_handles = n->open;
@@ -153,11 +194,11 @@ static int copy_up (rg_core_t *c, rg_target_t *t) {
   if (name) {
     fuse_lowlevel_notify_inval_entry(c->se, rg_node_id(parent), name, strlen(name));
     free(name);
-  } else {
+  } else if (!t->nameless) {
     rg_inval_node(c, n, 1);
   }
   rg_inval_ino(c, before.st_dev, before.st_ino, n);
-  if (parent) rg_inval_node(c, parent, 0);
+  if (parent && !t->nameless) rg_inval_node(c, parent, 0);
   return objfd >= 0;
 }
 
@@ -169,35 +210,35 @@ typedef struct {
   const char *op;
 } rg_change_t;
 
-// The start of every change to an existing node's data or attributes: reach it, stat it, decide
-// (refuse and record, or copy up first, or pass), and complete the prior state for the journal.
-// 0: make the change (then change_end); else -errno, already recorded and released.
-static int change_begin (rg_core_t *c, rg_change_t *ch, fuse_ino_t ino, const char *op, enum rg_op_class cls) {
+// The start of every change to an existing node's data or attributes: pin it, decide on the
+// inode pinned (refuse and record, or copy up first, or pass), and take the prior state for the
+// journal. 0: make the change on ch->t (then change_end); else -errno, recorded and released.
+static int change_begin (fuse_req_t req, rg_core_t *c, rg_change_t *ch, fuse_ino_t ino, const char *op, enum rg_op_class cls) {
   ch->op = op;
   ch->copied = ch->replaced = 0;
   ch->pr.target = ch->pr.xattrs = NULL;
+  ch->pr.exists = 0;
   int r = target_open(c, &ch->t, ino, 1);
   if (r < 0) return r;
-  ch->pr.exists = target_stat(&ch->t, &ch->pr.st) == 0;
-  int object = ch->pr.exists && is_object(&ch->t, &ch->pr.st);
-  if (ch->t.fd >= 0) ch->pr.exists = 0; // a nameless inode has no path state
+  int object = is_object(&ch->t, &ch->t.st);
   switch (rg_decide(cls, (enum rg_mode) c->mode, object)) {
     case RG_DENY:
       rg_event(c, op, ch->t.path, RG_REFUSED);
-      target_close(&ch->t);
+      target_close(c, &ch->t);
       return -EROFS;
     case RG_PASS:
-      if (ch->t.fd < 0) rg_prior_details(&ch->t.loc, &ch->pr);
+      // A nameless inode has no path state.
+      if (!ch->t.nameless) rg_prior_fd(ch->t.fd, &ch->t.st, &ch->pr);
       return 0;
     case RG_COPYUP:
       break;
   }
-  if (ch->t.fd < 0) rg_prior_details(&ch->t.loc, &ch->pr); // before the copy-up: what the hook saw
-  r = copy_up(c, &ch->t);
+  if (!ch->t.nameless) rg_prior_fd(ch->t.fd, &ch->t.st, &ch->pr); // before the copy-up: what the hook saw
+  r = copy_up(c, &ch->t, fuse_req_ctx(req)->pid);
   if (r < 0) {
     rg_event(c, op, ch->t.path, r);
     rg_prior_free(&ch->pr);
-    target_close(&ch->t);
+    target_close(c, &ch->t);
     return r;
   }
   ch->copied = 1;
@@ -209,7 +250,7 @@ static int change_begin (rg_core_t *c, rg_change_t *ch, fuse_ino_t ino, const ch
 static int change_end (rg_core_t *c, rg_change_t *ch, int r) {
   rg_event_p(c, ch->op, ch->t.path, NULL, r < 0 ? r : (ch->copied ? RG_COPIED_UP : RG_DONE), &ch->pr, NULL);
   rg_prior_free(&ch->pr);
-  target_close(&ch->t);
+  target_close(c, &ch->t);
   return r;
 }
 
@@ -226,12 +267,8 @@ static int give_to_caller (fuse_req_t req, const rg_loc_t *l) {
   const struct fuse_ctx *x = fuse_req_ctx(req);
   if (x->uid == 0 && x->gid == 0) return 0;
   gid_t gid = x->gid;
-  // The directory the entry is in: l's, or, where l is a path from the root (no descriptor was to
-  // spare), the path's directory.
   struct stat st;
-  const char *slash = strrchr(l->name, '/');
-  int r = slash ? fstatat(l->dirfd, strndupa(l->name, (size_t) (slash - l->name)), &st, 0) : fstat(l->dirfd, &st);
-  if (r == 0 && (st.st_mode & S_ISGID)) gid = (gid_t) -1;
+  if (fstat(l->dirfd, &st) == 0 && (st.st_mode & S_ISGID)) gid = (gid_t) -1;
   return fchownat(l->dirfd, l->name, x->uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
@@ -254,10 +291,12 @@ static void op_lookup (fuse_req_t req, fuse_ino_t parent, const char *name) {
   rg_core_t *c = CORE(req);
   rg_node_t *p = rg_node(parent);
   rg_loc_t l;
+  // The guard's own temporaries do not exist for the mount (and are not remembered as absent).
+  if (rg_reserved_name(name)) { fuse_reply_err(req, ENOENT); return; }
   int r = rg_loc_child(c, p, name, &l);
   if (r < 0) { fuse_reply_err(req, -r); return; }
   struct stat st;
-  r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW);
+  r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT);
   int e = errno;
   if (r == 0) { reply_entry(req, p, name, &st); return; }
   if (e != ENOENT) { fuse_reply_err(req, e); return; }
@@ -285,11 +324,9 @@ static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
   rg_target_t t;
   int r = target_open(c, &t, ino, 0);
   if (r < 0) { fuse_reply_err(req, -r); return; }
-  struct stat st;
-  r = target_stat(&t, &st);
-  target_close(&t);
-  if (r < 0) fuse_reply_err(req, -r);
-  else fuse_reply_attr(req, &st, RG_TIMEOUT);
+  struct stat st = t.st;
+  target_close(c, &t);
+  fuse_reply_attr(req, &st, RG_TIMEOUT);
 }
 
 static void op_readlink (fuse_req_t req, fuse_ino_t ino) {
@@ -298,9 +335,9 @@ static void op_readlink (fuse_req_t req, fuse_ino_t ino) {
   int r = target_open(c, &t, ino, 0);
   if (r < 0) { fuse_reply_err(req, -r); return; }
   char buf[4097];
-  ssize_t n = t.fd >= 0 ? readlinkat(t.fd, "", buf, sizeof(buf) - 1) : readlinkat(t.loc.dirfd, t.loc.name, buf, sizeof(buf) - 1);
+  ssize_t n = readlinkat(t.fd, "", buf, sizeof(buf) - 1);
   int e = errno;
-  target_close(&t);
+  target_close(c, &t);
   if (n < 0) { fuse_reply_err(req, e); return; }
   buf[n] = 0;
   fuse_reply_readlink(req, buf);
@@ -313,7 +350,7 @@ static void op_statfs (fuse_req_t req, fuse_ino_t ino) {
 }
 
 // An xattr value or list of `ino`, in a buffer of the caller's size (0: only the size needed):
-// `call` is the system call on `at` (see ON_TARGET) into buf, setting n.
+// `call` is the system call on `at` (the pin's /proc link) into buf, setting n.
 #define XATTR_READ(req, ino, size, call) do { \
   rg_core_t *c = CORE(req); \
   rg_target_t t; \
@@ -321,8 +358,9 @@ static void op_statfs (fuse_req_t req, fuse_ino_t ino) {
   if (r < 0) { fuse_reply_err((req), -r); return; } \
   char *buf = (size) ? malloc(size) : NULL; \
   ssize_t n = -1; \
-  r = ON_TARGET(&t, (n = (call))); \
-  target_close(&t); \
+  const char *at = t.fdproc; \
+  r = (n = (call)) < 0 ? -errno : 0; \
+  target_close(c, &t); \
   if (r < 0) fuse_reply_err((req), -r); \
   else if ((size) == 0) fuse_reply_xattr((req), (size_t) n); \
   else fuse_reply_buf((req), buf, (size_t) n); \
@@ -330,11 +368,11 @@ static void op_statfs (fuse_req_t req, fuse_ino_t ino) {
 } while (0)
 
 static void op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  XATTR_READ(req, ino, size, follow ? getxattr(at, name, buf, size) : lgetxattr(at, name, buf, size));
+  XATTR_READ(req, ino, size, getxattr(at, name, buf, size));
 }
 
 static void op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size) {
-  XATTR_READ(req, ino, size, follow ? listxattr(at, buf, size) : llistxattr(at, buf, size));
+  XATTR_READ(req, ino, size, listxattr(at, buf, size));
 }
 
 // --- directories -------------------------------------------------------------------------------
@@ -349,9 +387,9 @@ static DIR *open_dir (rg_core_t *c, fuse_ino_t ino, int *err) {
   rg_target_t t;
   int r = target_open(c, &t, ino, 0);
   if (r < 0) { *err = -r; return NULL; }
-  int fd = t.fd >= 0 ? -1 : openat(t.loc.dirfd, t.loc.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  *err = t.fd >= 0 ? ENOENT : errno;
-  target_close(&t);
+  int fd = t.nameless ? -1 : openat(t.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  *err = t.nameless ? ENOENT : errno;
+  target_close(c, &t);
   if (fd < 0) return NULL;
   DIR *d = fdopendir(fd);
   if (d == NULL) { *err = errno; close(fd); }
@@ -379,10 +417,11 @@ static void readdir_common (fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
   for (;;) {
     errno = 0;
     if ((de = readdir(d)) == NULL) { err = errno; break; }
+    if (rg_reserved_name(de->d_name)) continue;
     size_t n;
     if (plus && !is_dot(de->d_name)) {
       struct stat st;
-      if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue; // gone meanwhile
+      if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0) continue; // gone meanwhile
       rg_node_t *node = rg_node_ref(dir, de->d_name, &st);
       if (node == NULL) { err = ENOMEM; break; }
       struct fuse_entry_param e;
@@ -437,9 +476,11 @@ static int writes (int flags) {
 }
 
 // The flags the backing file is opened with: no O_DIRECT (libfuse's buffers need not be aligned
-// as O_DIRECT wants), never creating, never following a last symlink the kernel did not resolve.
+// as O_DIRECT wants), never creating, never making a controlling terminal. (An existing file is
+// opened through its pin, which is on the inode itself: no O_NOFOLLOW, which would refuse the
+// /proc link.)
 static int backing_flags (int flags) {
-  return (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
+  return (flags & ~(O_DIRECT | O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW)) | O_CLOEXEC;
 }
 
 
@@ -513,23 +554,26 @@ static void rg_release_handle (rg_core_t *c, rg_handle_t *h) {
 
 // Opens the existing node `ino` for `flags`: a write-open is a change like any other (the policy
 // first), then the backing open. The descriptor, or -errno.
-static int open_existing (rg_core_t *c, fuse_ino_t ino, int flags) {
+static int open_existing (fuse_req_t req, rg_core_t *c, fuse_ino_t ino, int flags) {
   rg_change_t ch;
   int w = writes(flags);
-  int r = w ? change_begin(c, &ch, ino, "open", RG_WRITE_OPEN) : target_open(c, &ch.t, ino, 0);
+  int r = w ? change_begin(req, c, &ch, ino, "open", RG_WRITE_OPEN) : target_open(c, &ch.t, ino, 0);
   if (r < 0) return r;
   // The name has a new node now: ESTALE makes the kernel look the name up again and open that.
   if (w && ch.replaced) return change_end(c, &ch, 0), -ESTALE;
-  int fd = ch.t.fd >= 0 ? open(ch.t.fdproc, backing_flags(flags)) : openat(ch.t.loc.dirfd, ch.t.loc.name, backing_flags(flags));
+  // The inode pinned and decided on, opened again through its descriptor: a FIFO or device
+  // (never what the kernel asks to open here) is not opened at all.
+  int fd = !S_ISREG(ch.t.st.st_mode) ? (errno = S_ISDIR(ch.t.st.st_mode) ? EISDIR : ENXIO, -1)
+         : open(ch.t.fdproc, backing_flags(flags));
   r = fd < 0 ? -errno : 0;
   if (w) change_end(c, &ch, r);
-  else target_close(&ch.t);
+  else target_close(c, &ch.t);
   return r < 0 ? r : fd;
 }
 
 static void op_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
-  int fd = open_existing(c, ino, fi->flags);
+  int fd = open_existing(req, c, ino, fi->flags);
   if (fd < 0) fuse_reply_err(req, -fd);
   else serve_open(req, c, rg_node(ino), fd, fi, NULL, NULL);
 }
@@ -583,21 +627,20 @@ static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
   const char *op = (to_set & FUSE_SET_ATTR_SIZE) ? "truncate" : (to_set & FUSE_SET_ATTR_MODE) ? "chmod"
                  : (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ? "chown" : "utimens";
   rg_change_t ch;
-  int r = change_begin(c, &ch, ino, op, RG_ATTR);
+  int r = change_begin(req, c, &ch, ino, op, RG_ATTR);
   if (r < 0) { fuse_reply_err(req, -r); return; }
+  // Every change through the pin (its /proc link stands for the inode itself, a symlink's too).
   rg_target_t *t = &ch.t;
-  int dfd = t->fd >= 0 ? AT_FDCWD : t->loc.dirfd;
-  const char *rel = t->fd >= 0 ? t->fdproc : t->loc.name;
   if (r == 0 && (to_set & FUSE_SET_ATTR_MODE)) {
-    r = fchmodat(dfd, rel, attr->st_mode, 0) < 0 ? -errno : 0;
+    r = fchmodat(AT_FDCWD, t->fdproc, attr->st_mode, 0) < 0 ? -errno : 0;
   }
   if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
     uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t) -1;
     gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t) -1;
-    r = (t->fd >= 0 ? fchownat(t->fd, "", uid, gid, AT_EMPTY_PATH) : fchownat(dfd, rel, uid, gid, AT_SYMLINK_NOFOLLOW)) < 0 ? -errno : 0;
+    r = fchownat(t->fd, "", uid, gid, AT_EMPTY_PATH) < 0 ? -errno : 0;
   }
   if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
-    r = ON_TARGET(t, truncate(at, attr->st_size));
+    r = !S_ISREG(t->st.st_mode) ? -EINVAL : truncate(t->fdproc, attr->st_size) < 0 ? -errno : 0;
   }
   if (r == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW))) {
     struct timespec tv[2];
@@ -605,10 +648,10 @@ static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
           : (to_set & FUSE_SET_ATTR_ATIME) ? attr->st_atim : (struct timespec) { 0, UTIME_OMIT };
     tv[1] = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? (struct timespec) { 0, UTIME_NOW }
           : (to_set & FUSE_SET_ATTR_MTIME) ? attr->st_mtim : (struct timespec) { 0, UTIME_OMIT };
-    r = utimensat(dfd, rel, tv, t->fd >= 0 ? 0 : AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    r = utimensat(t->fd, "", tv, AT_EMPTY_PATH) < 0 ? -errno : 0;
   }
   struct stat st;
-  int sr = r == 0 ? target_stat(t, &st) : r;
+  int sr = r == 0 ? (fstat(t->fd, &st) < 0 ? -errno : 0) : r;
   change_end(c, &ch, r);
   if (sr < 0) fuse_reply_err(req, -sr);
   else fuse_reply_attr(req, &st, RG_TIMEOUT);
@@ -617,16 +660,16 @@ static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 static void op_setxattr (fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
   rg_core_t *c = CORE(req);
   rg_change_t ch;
-  int r = change_begin(c, &ch, ino, "setxattr", RG_ATTR);
-  if (r == 0) r = change_end(c, &ch, ON_TARGET(&ch.t, (follow ? setxattr(at, name, value, size, flags) : lsetxattr(at, name, value, size, flags))));
+  int r = change_begin(req, c, &ch, ino, "setxattr", RG_ATTR);
+  if (r == 0) r = change_end(c, &ch, setxattr(ch.t.fdproc, name, value, size, flags) < 0 ? -errno : 0);
   fuse_reply_err(req, -r);
 }
 
 static void op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name) {
   rg_core_t *c = CORE(req);
   rg_change_t ch;
-  int r = change_begin(c, &ch, ino, "removexattr", RG_ATTR);
-  if (r == 0) r = change_end(c, &ch, ON_TARGET(&ch.t, (follow ? removexattr(at, name) : lremovexattr(at, name))));
+  int r = change_begin(req, c, &ch, ino, "removexattr", RG_ATTR);
+  if (r == 0) r = change_end(c, &ch, removexattr(ch.t.fdproc, name) < 0 ? -errno : 0);
   fuse_reply_err(req, -r);
 }
 
@@ -635,6 +678,8 @@ static void op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name) {
 // The name `name` in `parent` for a change to names: where it is (l) and its path for the journal
 // (*path, malloc'd). 0 or -errno.
 static int child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l, char **path) {
+  // The guard's own temporaries are no name a hook may make, remove, or rename to or from.
+  if (rg_reserved_name(name)) return -EPERM;
   int r = rg_loc_child(c, parent, name, l);
   if (r < 0) return r;
   *path = rg_child_path(parent, name);
@@ -709,7 +754,7 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
     r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
     rg_node_t *n = r == 0 ? rg_node_ref(p, name, &st) : NULL;
     if (n == NULL) { fuse_reply_err(req, r < 0 ? -r : ENOMEM); return; }
-    fd = open_existing(c, rg_node_id(n), fi->flags);
+    fd = open_existing(req, c, rg_node_id(n), fi->flags);
     if (fd < 0) { rg_node_forget(n, 1); fuse_reply_err(req, -fd); return; }
     serve_open(req, c, n, fd, fi, p, &st);
     return;
@@ -788,18 +833,19 @@ static void op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
   rg_loc_t l;
   char *to = NULL;
   r = child(c, np, newname, &l, &to);
-  if (r < 0) { free(to); target_close(&t); fuse_reply_err(req, -r); return; }
-  if (!namespace_ok(c, "link", t.path, to)) { free(to); target_close(&t); fuse_reply_err(req, EROFS); return; }
+  if (r < 0) { free(to); target_close(c, &t); fuse_reply_err(req, -r); return; }
+  if (!namespace_ok(c, "link", t.path, to)) { free(to); target_close(c, &t); fuse_reply_err(req, EROFS); return; }
   rg_prior_t pr;
   rg_prior(&l, &pr);
-  r = (t.fd >= 0 ? linkat(AT_FDCWD, t.fdproc, l.dirfd, l.name, AT_SYMLINK_FOLLOW)
-                 : linkat(t.loc.dirfd, t.loc.name, l.dirfd, l.name, 0)) < 0 ? -errno : 0;
+  // The pinned inode itself gets the new name; from now on it is an object a hook made.
+  r = linkat(AT_FDCWD, t.fdproc, l.dirfd, l.name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+  if (r == 0) rg_linked_add(&t.st);
   struct stat st;
   if (r == 0 && fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno;
   rg_event_p(c, "link", t.path, to, r < 0 ? r : RG_DONE, NULL, &pr);
   rg_prior_free(&pr);
   free(to);
-  target_close(&t);
+  target_close(c, &t);
   if (r < 0) { fuse_reply_err(req, -r); return; }
   // One link more: every other name of the inode the kernel knows shows it, before the caller
   // can look (the reply lets it go on).

@@ -2,8 +2,10 @@
 // mount a path may be longer than PATH_MAX from the backing root, while each name is at most
 // NAME_MAX. A directory node opens its O_PATH descriptor on first use, from its parent's; it
 // follows the directory through renames. (Only without a descriptor to spare, a path from the
-// root: from_root.)
+// root: from_root.) Every directory is opened beneath its parent with no symlink, magic link or
+// mount crossed (rg_open_beneath): the server never leaves the root, nor enters its own mount.
 #include "core.h"
+#include "../copyup.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,11 +45,10 @@ int rg_dir_fd (rg_core_t *c, rg_node_t *n) {
   int pfd = rg_dir_fd(c, parent);
   // Without the parent's descriptor, this one is opened from the root.
   char *path = pfd < 0 && (pfd == -EMFILE || pfd == -ENFILE) ? rg_node_path(n) : NULL;
-  fd = pfd >= 0 ? openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-     : path ? openat(c->root_fd, path + 1, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-  int e = fd < 0 ? (pfd < 0 && !path ? -pfd : errno) : 0;
+  fd = pfd >= 0 ? rg_open_beneath(pfd, name, O_PATH | O_DIRECTORY)
+     : path ? rg_open_beneath(c->root_fd, path + 1, O_PATH | O_DIRECTORY) : pfd;
   free(path);
-  if (fd < 0) { rg_dir_fd_closed(); return -e; }
+  if (fd < 0) { rg_dir_fd_closed(); return fd; }
   int none = -1;
   if (!__atomic_compare_exchange_n(&n->fd, &none, fd, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     close(fd);
@@ -58,15 +59,37 @@ int rg_dir_fd (rg_core_t *c, rg_node_t *n) {
 }
 
 // Without a descriptor to spare for a directory (EMFILE, ENFILE: a tree with more directories than
-// the open-files limit), the name is reached by its path from the root instead, as long as that
-// is shorter than PATH_MAX.
+// the open-files limit), the name's directory is opened from the root for this request: resolved
+// beneath the root with no symlink followed. Such descriptors live in a few slots per thread, each
+// closed when the slot is used again (a request uses at most two locations at once).
+#define RG_SPARE_SLOTS 4
+static __thread int spare[RG_SPARE_SLOTS] = { -1, -1, -1, -1 };
+static __thread unsigned spare_next;
+
 static int from_root (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l, int err) {
   if (err != -EMFILE && err != -ENFILE) return err;
   char *path = name ? rg_child_path(parent, name) : rg_node_path(parent);
   if (path == NULL) return -ENOMEM;
-  int r = snprintf(l->name, sizeof(l->name), "%s", path[1] ? path + 1 : ".") < (int) sizeof(l->name) ? 0 : -ENAMETOOLONG;
+  char *slash = strrchr(path, '/');
+  int r = 0;
+  if (path[1] == 0) {
+    l->dirfd = c->root_fd;
+    strcpy(l->name, ".");
+  } else if (strlen(slash + 1) >= sizeof(l->name)) {
+    r = -ENAMETOOLONG;
+  } else {
+    strcpy(l->name, slash + 1);
+    *slash = 0;
+    int fd = rg_open_beneath(c->root_fd, path[0] ? path + 1 : "", O_PATH | O_DIRECTORY);
+    if (fd < 0) r = fd;
+    else {
+      unsigned i = spare_next++ % RG_SPARE_SLOTS;
+      if (spare[i] >= 0) close(spare[i]);
+      spare[i] = fd;
+      l->dirfd = fd;
+    }
+  }
   free(path);
-  l->dirfd = c->root_fd;
   return r;
 }
 

@@ -95,7 +95,7 @@ export function makeCore (ctx: OpsContext) {
   }
 
   /** One copy-up at a time per path; later requests wait and then see the private copy. */
-  async function copyUpOnce (rp: string): Promise<number> {
+  async function copyUpOnce (path: string, rp: string, pid: number): Promise<number> {
     for (;;) {
       const running = inflight.get(rp)
       if (!running) break
@@ -104,22 +104,22 @@ export function makeCore (ctx: OpsContext) {
       if (typeof again === 'number') return again
       if (!isObject(again)) return 0
     }
-    const job = copyUp(rp)
+    const job = copyUp(root, path, pid)
     inflight.set(rp, job)
     try { return await job } finally { inflight.delete(rp) }
   }
 
-  async function copyUpPath (path: string, rp: string, st: BigInt64Array): Promise<number> {
-    const r = isHidden(rp) ? await copyUpHidden(path) : await copyUpOnce(rp)
+  async function copyUpPath (path: string, rp: string, st: BigInt64Array, pid: number): Promise<number> {
+    const r = isHidden(rp) ? await copyUpHidden(path, pid) : await copyUpOnce(path, rp, pid)
     if (r === 0) handles.copiedUp(path, st)
     return r
   }
 
   /** A hidden file's private copy has no name either: the hidden name is pointed at it. */
-  async function copyUpHidden (path: string): Promise<number> {
+  async function copyUpHidden (path: string, pid: number): Promise<number> {
     const fd = handles.hiddenFd(path)
     if (fd === undefined) return EIO
-    const copy = await s.copyUpUnlinked(fd, root)
+    const copy = await s.copyUpUnlinked(fd, root, pid)
     if (copy < 0) return copy
     handles.replaceHidden(path, copy)
     return 0
@@ -145,7 +145,7 @@ export function makeCore (ctx: OpsContext) {
       journal.record(op, path, r < 0 ? errnoName(r) : 'ok', undefined, before)
       return cb(r)
     }
-    copyUpPath(path, rp, objectSt!).then(cr => {
+    copyUpPath(path, rp, objectSt!, ctx.caller().pid).then(cr => {
       if (cr < 0) {
         journal.record(op, path, errnoName(cr))
         return cb(cr)
