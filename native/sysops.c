@@ -104,45 +104,54 @@ static napi_value m_statvfs(napi_env env, napi_callback_info info) {
   return ret_int(env, 0);
 }
 
-// lgetxattr(path, name, buf|null) -> size | -errno
+// The optional last argument `follow` of the xattr calls: true for a descriptor's /proc link,
+// which then stands for the inode itself (a symlink's too); else the name itself, not followed.
+static bool follow_arg(napi_env env, napi_value v) {
+  bool follow = false;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) == napi_ok && t == napi_boolean) napi_get_value_bool(env, v, &follow);
+  return follow;
+}
+
+// lgetxattr(path, name, buf|null, follow?) -> size | -errno
 static napi_value m_lgetxattr(napi_env env, napi_callback_info info) {
-  ARGS(3) PATH_ARG(path, 0)
+  ARGS(4) PATH_ARG(path, 0)
   char name[NAME_BUF];
   { int e = get_str(env, argv[1], name, sizeof(name)); if (e) return ret_int(env, e == -ENAMETOOLONG ? -ERANGE : e); }
   void *data; size_t len;
   if (get_bytes(env, argv[2], &data, &len)) return ret_int(env, -EINVAL);
-  ssize_t r = lgetxattr(path, name, data, len);
+  ssize_t r = follow_arg(env, argv[3]) ? getxattr(path, name, data, len) : lgetxattr(path, name, data, len);
   return ret_int(env, r < 0 ? -errno : r);
 }
 
-// llistxattr(path, buf|null) -> size | -errno
+// llistxattr(path, buf|null, follow?) -> size | -errno
 static napi_value m_llistxattr(napi_env env, napi_callback_info info) {
-  ARGS(2) PATH_ARG(path, 0)
+  ARGS(3) PATH_ARG(path, 0)
   void *data; size_t len;
   if (get_bytes(env, argv[1], &data, &len)) return ret_int(env, -EINVAL);
-  ssize_t r = llistxattr(path, data, len);
+  ssize_t r = follow_arg(env, argv[2]) ? listxattr(path, data, len) : llistxattr(path, data, len);
   return ret_int(env, r < 0 ? -errno : r);
 }
 
-// lsetxattr(path, name, buf, flags) -> 0 | -errno
+// lsetxattr(path, name, buf, flags, follow?) -> 0 | -errno
 static napi_value m_lsetxattr(napi_env env, napi_callback_info info) {
-  ARGS(4) PATH_ARG(path, 0)
+  ARGS(5) PATH_ARG(path, 0)
   char name[NAME_BUF];
   { int e = get_str(env, argv[1], name, sizeof(name)); if (e) return ret_int(env, e == -ENAMETOOLONG ? -ERANGE : e); }
   void *data; size_t len;
   if (get_bytes(env, argv[2], &data, &len)) return ret_int(env, -EINVAL);
   int32_t flags = 0;
   napi_get_value_int32(env, argv[3], &flags);
-  int r = lsetxattr(path, name, data ? data : "", len, flags);
+  int r = follow_arg(env, argv[4]) ? setxattr(path, name, data ? data : "", len, flags) : lsetxattr(path, name, data ? data : "", len, flags);
   return ret_int(env, r < 0 ? -errno : 0);
 }
 
-// lremovexattr(path, name) -> 0 | -errno
+// lremovexattr(path, name, follow?) -> 0 | -errno
 static napi_value m_lremovexattr(napi_env env, napi_callback_info info) {
-  ARGS(2) PATH_ARG(path, 0)
+  ARGS(3) PATH_ARG(path, 0)
   char name[NAME_BUF];
   { int e = get_str(env, argv[1], name, sizeof(name)); if (e) return ret_int(env, e == -ENAMETOOLONG ? -ERANGE : e); }
-  int r = lremovexattr(path, name);
+  int r = follow_arg(env, argv[2]) ? removexattr(path, name) : lremovexattr(path, name);
   return ret_int(env, r < 0 ? -errno : 0);
 }
 
@@ -160,6 +169,30 @@ static napi_value m_lutimens(napi_env env, napi_callback_info info) {
   struct timespec ts[2] = { { v[0], v[1] }, { v[2], v[3] } };
   int r = utimensat(AT_FDCWD, path, ts, follow ? 0 : AT_SYMLINK_NOFOLLOW);
   return ret_int(env, r < 0 ? -errno : 0);
+}
+
+// openBeneath(dirfd, path, flags) -> fd | -errno: rg_open_beneath (copyup.h), no symlink, magic
+// link or mount crossed, close-on-exec.
+static napi_value m_open_beneath(napi_env env, napi_callback_info info) {
+  ARGS(3)
+  int32_t dirfd = -1, flags = 0;
+  napi_get_value_int32(env, argv[0], &dirfd);
+  PATH_ARG(path, 1)
+  napi_get_value_int32(env, argv[2], &flags);
+  return ret_int(env, rg_open_beneath(dirfd, path[0] == '/' ? path + 1 : path, flags));
+}
+
+// readlinkFd(fd) -> string | -errno: the target of the symlink open as fd (O_PATH | O_NOFOLLOW).
+static napi_value m_readlink_fd(napi_env env, napi_callback_info info) {
+  ARGS(1)
+  int32_t fd = -1;
+  napi_get_value_int32(env, argv[0], &fd);
+  char buf[PATH_BUF];
+  ssize_t n = readlinkat(fd, "", buf, sizeof(buf) - 1);
+  if (n < 0) return ret_int(env, -errno);
+  napi_value out;
+  napi_create_string_utf8(env, buf, (size_t) n, &out);
+  return out;
 }
 
 // syncfs(path) -> 0 | -errno: flush the filesystem that holds path.
@@ -234,6 +267,7 @@ typedef struct {
   char path[PATH_BUF];
   int fd;   // >= 0: copy up the nameless file open as fd (in the root)
   int pid;  // the process that caused it (rg_rights_of)
+  int unpack; // 0: an object a hook made by linking: its user.ostreemeta is not unpacked
   int result;
 } copyup_job_t;
 
@@ -268,6 +302,7 @@ static void copyup_execute(napi_env env, void *data) {
   copyup_job_t *j = data;
   rg_rights_t who;
   rg_rights_of(j->pid, &who);
+  who.unpack = j->unpack;
   if (j->fd < 0) { j->result = copy_up_beneath(j->root, j->path, &who); return; }
   int dfd = open(j->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   j->result = dfd < 0 ? -errno : rg_copy_up_unlinked(j->fd, dfd, &who);
@@ -292,12 +327,14 @@ static void copyup_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
-// copyUp(root, path, pid) and copyUpUnlinked(fd, root, pid): one job on libuv's thread pool each.
-static napi_value queue_copy_up(napi_env env, napi_value root, napi_value path, int fd, int pid) {
+// copyUp(root, path, pid, unpack?) and copyUpUnlinked(fd, root, pid): one job on libuv's thread
+// pool each.
+static napi_value queue_copy_up(napi_env env, napi_value root, napi_value path, int fd, int pid, int unpack) {
   napi_value promise;
   copyup_job_t *j = calloc(1, sizeof(copyup_job_t));
   j->fd = fd;
   j->pid = pid;
+  j->unpack = unpack;
   napi_create_promise(env, &j->deferred, &promise);
   int e = get_str(env, root, j->root, sizeof(j->root));
   if (!e && path) e = get_str(env, path, j->path, sizeof(j->path));
@@ -316,10 +353,13 @@ static napi_value queue_copy_up(napi_env env, napi_value root, napi_value path, 
 }
 
 static napi_value m_copy_up(napi_env env, napi_callback_info info) {
-  ARGS(3)
+  ARGS(4)
   int32_t pid = 0;
   napi_get_value_int32(env, argv[2], &pid);
-  return queue_copy_up(env, argv[0], argv[1], -1, pid);
+  bool unpack = true;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[3], &t) == napi_ok && t == napi_boolean) napi_get_value_bool(env, argv[3], &unpack);
+  return queue_copy_up(env, argv[0], argv[1], -1, pid, unpack);
 }
 
 static napi_value m_copy_up_unlinked(napi_env env, napi_callback_info info) {
@@ -327,7 +367,7 @@ static napi_value m_copy_up_unlinked(napi_env env, napi_callback_info info) {
   int32_t fd = -1, pid = 0;
   napi_get_value_int32(env, argv[0], &fd);
   napi_get_value_int32(env, argv[2], &pid);
-  return queue_copy_up(env, argv[1], NULL, fd < 0 ? INT32_MAX : fd, pid);
+  return queue_copy_up(env, argv[1], NULL, fd < 0 ? INT32_MAX : fd, pid, 1);
 }
 
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
@@ -381,6 +421,8 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "lremovexattr", m_lremovexattr);
   export_fn(env, exports, "lutimens", m_lutimens);
   export_fn(env, exports, "syncfs", m_syncfs);
+  export_fn(env, exports, "openBeneath", m_open_beneath);
+  export_fn(env, exports, "readlinkFd", m_readlink_fd);
   export_fn(env, exports, "readdir", m_readdir);
   export_fn(env, exports, "copyUp", m_copy_up);
   export_fn(env, exports, "copyUpUnlinked", m_copy_up_unlinked);

@@ -46,6 +46,17 @@ describe('the live root', () => {
   })
 })
 
+describe('namespaces', () => {
+  it('a hook in bwrap has its own PID, IPC, UTS and cgroup namespaces; the network is the host\'s', async () => {
+    const d = hooks({ '10-ns': 'for n in pid ipc uts cgroup net; do echo "$n $(readlink /proc/self/ns/$n)"; done' })
+    const lines: string[] = []
+    await runHooks({ root: root(), hooksDir: d, sandbox: 'bwrap', onOutput: (_h, _s, line) => lines.push(line) })
+    const ours = (n: string): string => fs.readlinkSync(`/proc/self/ns/${n}`)
+    for (const n of ['pid', 'ipc', 'uts', 'cgroup']) expect(lines).not.toContain(`${n} ${ours(n)}`)
+    expect(lines).toContain(`net ${ours('net')}`)
+  })
+})
+
 describe('descriptors', () => {
   // The runner (the CLI) is started by a shell that hands it fds 200 and 201 without
   // close-on-exec, one on a repository objects directory: as a caller's shell would.

@@ -93,7 +93,11 @@ describe.each([
   })
 })
 
-describe.skipIf(!native)('names changed in the checkout behind the mount', () => {
+describe('names changed in the checkout behind the mount', () => {
+  // The core answers ESTALE and the kernel looks the name up again (then resolves the symlink
+  // itself, from the mount: nothing there); the reference, which keeps no inode per name, finds
+  // the symlink and refuses to go through it.
+  const gone = native ? /ENOENT/ : /ENOENT|ELOOP|EOPNOTSUPP|ENOTSUP|EINVAL/
   for (const mode of ['deny', 'copyup', 'readonly'] as const) {
     it(`a file the kernel knows, replaced by a symlink out of the checkout, is not followed (${mode})`, async () => {
       const { co, m } = await ctx.mount(mode)
@@ -102,10 +106,10 @@ describe.skipIf(!native)('names changed in the checkout behind the mount', () =>
       // From var/ of the checkout, ../../NAME is the canary; from the mount it is nothing.
       fs.symlinkSync(join('../..', host.path.slice(dirname(co).length + 1)), join(co, 'var/swap'))
       fs.renameSync(join(co, 'var/swap'), join(co, 'var/plain'))
-      expect(() => fs.readFileSync(join(m, 'var/plain'), 'utf8')).toThrow(/ENOENT/)
-      expect(() => fs.openSync(join(m, 'var/plain'), fs.constants.O_WRONLY | fs.constants.O_APPEND)).toThrow(/ENOENT/)
-      expect(() => fs.chmodSync(join(m, 'var/plain'), 0o666)).toThrow(/ENOENT/)
-      expect(() => fs.truncateSync(join(m, 'var/plain'), 0)).toThrow(/ENOENT/)
+      expect(() => fs.readFileSync(join(m, 'var/plain'), 'utf8')).toThrow(gone)
+      expect(() => fs.openSync(join(m, 'var/plain'), fs.constants.O_WRONLY | fs.constants.O_APPEND)).toThrow(mode === 'readonly' && !native ? /EROFS|ELOOP/ : gone)
+      expect(() => fs.chmodSync(join(m, 'var/plain'), 0o666)).toThrow(mode === 'readonly' && !native ? /EROFS/ : gone)
+      expect(() => fs.truncateSync(join(m, 'var/plain'), 0)).toThrow(mode === 'readonly' && !native ? /EROFS|ELOOP/ : gone)
       host.check()
     })
 

@@ -81,6 +81,29 @@ describe('rofiles-guard run-hooks', () => {
     expect(cli(['report', '--json', join(out, 'report.json')]).stdout).toBe(fs.readFileSync(join(out, 'report.json'), 'utf8'))
   })
 
+  for (const how of [
+    { name: 'kills the guard\'s server', body: 'pkill -KILL -f -- "--mountpoint $ROOTHOOK_ROOT\\$"; sleep 0.5; echo done' },
+    { name: 'unmounts the guard', body: 'cd /; umount -l "$ROOTHOOK_ROOT"; sleep 0.5; echo done' }
+  ]) {
+    it(`a hook that ${how.name}: the run fails at it, and the report is written all the same`, () => {
+      const d = hooks({ '10-ok': 'true', '20-hostile': how.body, '30-never': 'touch "$ROOTHOOK_ROOT/var/never"' })
+      const co = root()
+      const out = emptyDir('rg-report-')
+      dirs.push(out)
+      const r = cli(['run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'none', '--report', join(out, 'report.json')])
+      expect(r.status, r.stderr).toBe(1)
+      expect(r.stderr.trim().split('\n').pop()).toMatch(/^roothook 20-hostile failed: the guard stopped serving while 20-hostile ran \(.*\); what it changed is not known$/)
+      const report = JSON.parse(fs.readFileSync(join(out, 'report.json'), 'utf8'))
+      expect(report.outcome).toBe('failed')
+      expect(report.failedHook).toBe('20-hostile')
+      expect(report.error).toMatch(/the guard stopped serving while 20-hostile ran/)
+      expect(report.hooks.map((h: { name: string }) => h.name)).toEqual(['10-ok', '20-hostile'])
+      expect(fs.existsSync(join(co, 'var/never'))).toBe(false)
+      expect(guardMounts()).not.toContain(report.mountpoint)
+      expectValidReport(report)
+    })
+  }
+
   it('report: bad input is one line', () => {
     const out = emptyDir('rg-report-')
     dirs.push(out)

@@ -64,6 +64,9 @@ export interface RunReport {
   rootHasObjects: boolean
   /** Mutating operations through the mount, all hooks together. */
   totalOperations: number
+  /** Why the run failed where no hook's exit says so: the guard's server died, or its mount was
+   *  removed, while `failedHook` ran (its net effect is then unknown). null otherwise. */
+  error: string | null
 }
 
 export const TAIL_BYTES = 16 * 1024

@@ -197,7 +197,8 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
     skipped: discovery.skipped,
     lazyUnmount: false,
     rootHasObjects,
-    totalOperations: 0
+    totalOperations: 0,
+    error: null
   }
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v
@@ -205,6 +206,12 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
 
   let failure: 'failed' | 'aborted' | null = null
   let detail = ''
+  // The guard's server gone while a hook ran (killed, or its mount removed by the hook): the run
+  // fails at that hook, whose changes are not known, and the report says so.
+  const guardLost = (err: unknown): string => {
+    if (!(err instanceof GuardError) || err.code !== 'SERVER_DIED') throw err
+    return (guard.error ?? err).message
+  }
   try {
     for (const [i, hook] of discovery.hooks.entries()) {
       if (opts.signal?.aborted) { failure = 'aborted'; break }
@@ -213,11 +220,24 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
       opts.onHookStart?.(hook, i, discovery.hooks.length)
       const ran = await runOne(hook, guard, { mode, sandbox, hooksDir: discovery.dir, timeoutMs, graceMs, env, onOutput: opts.onOutput, signal: opts.signal })
       // The hook has ended: its net effect is read now, before anything else changes the root.
-      ran.report.activity = (await guard.setHook(null)) ?? emptyActivity()
+      let lost: string | null = null
+      try {
+        ran.report.activity = (await guard.setHook(null)) ?? emptyActivity()
+      } catch (err) {
+        lost = guardLost(err)
+      }
+      if (lost === null && guard.error) lost = guard.error.message
       logEnd(ran.report, timeoutMs)
       report.hooks.push(ran.report)
       opts.onHookEnd?.(ran.report)
       if (ran.aborted) { failure = 'aborted'; report.failedHook = hook.name; break }
+      if (lost !== null) {
+        failure = 'failed'
+        report.failedHook = hook.name
+        report.error = `the guard stopped serving while ${hook.name} ran (${lost}); what it changed is not known`
+        detail = report.error
+        break
+      }
       if (ran.failed) {
         failure = 'failed'
         report.failedHook = hook.name
@@ -225,13 +245,13 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
         break
       }
     }
-    report.totalOperations = (await guard.journal()).total
+    if (report.error === null) report.totalOperations = (await guard.journal()).total
   } finally {
     const u = await guard.unmount()
     report.lazyUnmount = u.lazy
     report.durationMs = Date.now() - startedAt.getTime()
   }
-  if (guard.error) throw guard.error
+  if (guard.error && report.error === null) throw guard.error
   if (failure === 'aborted') { report.outcome = 'aborted'; throw new RunAbortedError(report) }
   if (failure === 'failed') { report.outcome = 'failed'; throw new HookFailedError(report, detail) }
   return report

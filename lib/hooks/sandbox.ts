@@ -30,6 +30,10 @@ export const HOOK_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FS
 /** Starts every hook with only fds 0-2 open (native/hook-exec.c). */
 const HOOK_EXEC = fileURLToPath(new URL('../../native/build/Release/hook-exec', import.meta.url))
 
+/** The namespaces of their own bwrap and chroot give a hook: processes, System V IPC and POSIX
+ *  message queues, host and domain name, and the cgroup view where the kernel has it. */
+const UNSHARE = ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try']
+
 /** Where a hook from outside the new root is bound inside a chroot sandbox (on its private /tmp). */
 const CHROOT_HOOK_DIR = '/tmp/.roothooks'
 
@@ -46,15 +50,16 @@ export interface Launch {
  * (no inherited descriptor beyond 0-2 reaches the hook):
  * - none: the hook itself, in the mount.
  * - bwrap: host `/` read-only, the mount read-write at its own path, private /tmp /dev /proc,
- *   new PID namespace and session, dies with us; as root, only HOOK_CAPS:
- *   the hook can write only through the guard.
+ *   new PID, IPC, UTS and (where the kernel has them) cgroup namespaces, a new session, dies
+ *   with us; as root, only HOOK_CAPS: the hook can write only through the guard. The network
+ *   and the user namespace (as root) are the host's, as in rpm-ostree's script runner.
  * - chroot: the mount as `/`, the hook bound read-only under a private /tmp.
  * Binds are made after `--tmpfs /tmp`, so paths under /tmp (hooks, mountpoint) stay reachable.
  */
 export function launch (sandbox: Sandbox, hookPath: string, hooksDir: string, name: string, mountpoint: string): Launch {
   if (!existsSync(HOOK_EXEC)) throw new GuardError('MISSING_DEPENDENCY', `${HOOK_EXEC} is not built: ${REBUILD}`)
   const caps = isRoot() ? ['--cap-drop', 'ALL', ...HOOK_CAPS.flatMap(c => ['--cap-add', c])] : []
-  const common = ['--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--unshare-pid', '--die-with-parent', '--new-session', ...caps]
+  const common = ['--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', ...UNSHARE, '--die-with-parent', '--new-session', ...caps]
   const via = (file: string, args: string[], root: string): Launch => ({ file: HOOK_EXEC, args: [file, ...args], cwd: mountpoint, root })
   switch (sandbox) {
     case 'none':
@@ -74,7 +79,7 @@ export const CHROOT_MOUNT_POINTS = ['dev', 'proc', 'tmp'] as const
 /** bwrap must be installed and able to make namespaces here; say plainly if it cannot. */
 export async function checkSandbox (sandbox: Sandbox): Promise<void> {
   if (sandbox === 'none') return
-  const r = await execa('bwrap', ['--ro-bind', '/', '/', '--unshare-pid', '--dev', '/dev', '--proc', '/proc', '--', 'true'], { reject: false, stdin: 'ignore' })
+  const r = await execa('bwrap', ['--ro-bind', '/', '/', ...UNSHARE, '--dev', '/dev', '--proc', '/proc', '--', 'true'], { reject: false, stdin: 'ignore' })
   if (r.failed) {
     const why = (r as { code?: string }).code === 'ENOENT'
       ? 'bwrap is not installed: install the Debian package bubblewrap'

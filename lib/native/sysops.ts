@@ -9,19 +9,27 @@ export interface SysOps {
   lstat(path: string, out: BigInt64Array): number
   fstat(fd: number, out: BigInt64Array): number
   statvfs(path: string, out: BigUint64Array): number
-  lgetxattr(path: string, name: string, buf: Buffer | null): number
-  llistxattr(path: string, buf: Buffer | null): number
-  lsetxattr(path: string, name: string, value: Buffer, flags: number): number
-  lremovexattr(path: string, name: string): number
+  /** The xattr calls act on the name itself, or with `follow` on what a /proc/self/fd link
+   *  stands for: the inode of that descriptor (a symlink's too). */
+  lgetxattr(path: string, name: string, buf: Buffer | null, follow?: boolean): number
+  llistxattr(path: string, buf: Buffer | null, follow?: boolean): number
+  lsetxattr(path: string, name: string, value: Buffer, flags: number, follow?: boolean): number
+  lremovexattr(path: string, name: string, follow?: boolean): number
+  /** `path` below the directory `dirfd`, opened with `flags` beneath it with no symlink, magic
+   *  link or mount crossed (O_PATH | O_NOFOLLOW: the last name itself); fd or negative errno. */
+  openBeneath(dirfd: number, path: string, flags: number): number
+  /** The target of the symlink open as `fd` (an O_PATH | O_NOFOLLOW descriptor). */
+  readlinkFd(fd: number): string | number
   lutimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number, follow?: boolean): number
   /**
    * Breaks the hardlink at `path` (from the root, "/a/b") below `root` with a private copy
    * (docs/spec.md, "Copy-up"), off the JS thread: the name is resolved beneath the root with no
    * symlink followed, and the object test made again on the inode pinned. `pid`: the process
-   * that caused it (what it may set itself bounds the xattrs unpacked from user.ostreemeta).
+   * that caused it (what it may set itself bounds the xattrs unpacked from user.ostreemeta);
+   * `unpack` false for an object a hook made by linking (its user.ostreemeta is the hook's).
    * 0 (also when it is no object any more) or a negative errno.
    */
-  copyUp(root: string, path: string, pid: number): Promise<number>
+  copyUp(root: string, path: string, pid: number, unpack?: boolean): Promise<number>
   /** The same for a file with no name left, open as `fd`: the private copy is an O_TMPFILE in
    *  `root` that never gets a name; resolves to an O_PATH descriptor on it, or a negative errno. */
   copyUpUnlinked(fd: number, root: string, pid: number): Promise<number>
@@ -57,14 +65,14 @@ export function sysops (): SysOps {
 }
 
 /** Names in a listxattr buffer (NUL-separated). */
-export function listXattrs (path: string): { names: string[], errno: number } {
+export function listXattrs (path: string, follow = false): { names: string[], errno: number } {
   const s = sysops()
   for (let attempt = 0; attempt < 4; attempt++) {
-    const size = s.llistxattr(path, null)
+    const size = s.llistxattr(path, null, follow)
     if (size < 0) return { names: [], errno: size }
     if (size === 0) return { names: [], errno: 0 }
     const buf = Buffer.alloc(size)
-    const got = s.llistxattr(path, buf)
+    const got = s.llistxattr(path, buf, follow)
     if (got === -34 /* ERANGE: grew meanwhile */) continue
     if (got < 0) return { names: [], errno: got }
     return { names: buf.subarray(0, got).toString('latin1').split('\0').filter(Boolean), errno: 0 }
@@ -73,13 +81,13 @@ export function listXattrs (path: string): { names: string[], errno: number } {
 }
 
 /** One xattr value, or a negative errno. */
-export function getXattr (path: string, name: string): Buffer | number {
+export function getXattr (path: string, name: string, follow = false): Buffer | number {
   const s = sysops()
   for (let attempt = 0; attempt < 4; attempt++) {
-    const size = s.lgetxattr(path, name, null)
+    const size = s.lgetxattr(path, name, null, follow)
     if (size < 0) return size
     const buf = Buffer.alloc(size)
-    const got = s.lgetxattr(path, name, buf)
+    const got = s.lgetxattr(path, name, buf, follow)
     if (got === -34) continue
     if (got < 0) return got
     return buf.subarray(0, got)

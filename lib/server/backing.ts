@@ -5,28 +5,68 @@ import { STAT_SLOTS } from '../native/abi.js'
 import type { CorePrior } from '../native/core.js'
 import type { PathState } from './journal.js'
 
-const PATH_MAX = 4096 // Linux, with the terminating NUL
-
 /**
- * Paths in the backing root: root + path; where that passes PATH_MAX, the same path below a
- * descriptor on the root (/proc/self/fd/N/...).
+ * Where a path of the mount is in the backing root: its directory, pinned beneath the root (an
+ * O_PATH descriptor opened with no symlink, magic link or mount crossed), and its last name.
+ * `name` is "/proc/self/fd/DIR/NAME": calls that do not follow a last symlink (lstat, l*xattr,
+ * readlink, unlink, rename, mkdir, ...) reach exactly that name in that directory.
  */
+export interface At { dirfd: number, name: string, base: string }
+
+/** An inode pinned: an O_PATH descriptor on what a name is now (never a symlink's target).
+ *  `proc` ("/proc/self/fd/N") reaches that inode itself with calls that follow. */
+export interface Pin { fd: number, proc: string, own: boolean, nameless: boolean }
+
+const RESERVED = '.rofiles-guard-copyup.'
+/** The guard's own temporaries (native/copyup.h): never visible or usable through the mount. */
+export const isReserved = (p: string): boolean => p.slice(p.lastIndexOf('/') + 1).startsWith(RESERVED)
+
+/** The backing root, reached only beneath its descriptor. */
 export class Backing {
-  private readonly rootFd: number
+  readonly rootFd: number
   constructor (readonly root: string) {
     this.rootFd = fs.openSync(root, sysops().O_PATH | C.O_DIRECTORY)
   }
 
-  path (p: string): string {
-    if (p === '/') return this.root
-    return this.root.length + p.length < PATH_MAX ? this.root + p : `/proc/self/fd/${this.rootFd}${p}`
+  /** Where `p` is (see At), or a negative errno; release it with done(). */
+  at (p: string): At | number {
+    if (p === '/') return { dirfd: this.rootFd, name: `/proc/self/fd/${this.rootFd}/.`, base: '.' }
+    const slash = p.lastIndexOf('/')
+    const dir = p.slice(1, slash)
+    const dirfd = dir === '' ? this.rootFd : sysops().openBeneath(this.rootFd, dir, sysops().O_PATH | C.O_DIRECTORY)
+    if (dirfd < 0) return dirfd
+    const base = p.slice(slash + 1)
+    return { dirfd, name: `/proc/self/fd/${dirfd}/${base}`, base }
+  }
+
+  done (a: At): void {
+    if (a.dirfd !== this.rootFd) fs.closeSync(a.dirfd)
+  }
+
+  /** `fn` on where `p` is; a negative errno where its directory cannot be reached. */
+  withAt<T> (p: string, fn: (a: At) => T): T | number {
+    const a = this.at(p)
+    if (typeof a === 'number') return a
+    try { return fn(a) } finally { this.done(a) }
+  }
+
+  /** The inode `p` names now, pinned (see Pin), or a negative errno; release it with unpin(). */
+  pin (p: string): Pin | number {
+    const fd = p === '/' ? sysops().openBeneath(this.rootFd, '', sysops().O_PATH) : this.withAt(p, a => sysops().openBeneath(a.dirfd, a.base, sysops().O_PATH | C.O_NOFOLLOW))
+    return fd < 0 ? fd : { fd, proc: `/proc/self/fd/${fd}`, own: true, nameless: false }
+  }
+
+  unpin (p: Pin): void {
+    if (p.own) fs.closeSync(p.fd)
   }
 
   /** What a path of the mount is now, for the journal's net effect. */
   state (p: string): PathState | null {
-    const rp = this.path(p)
-    const st = new BigInt64Array(STAT_SLOTS)
-    return sysops().lstat(rp, st) < 0 ? null : toState(st, () => fs.readlinkSync(rp), xattrLines(rp))
+    const r = this.withAt(p, a => {
+      const st = new BigInt64Array(STAT_SLOTS)
+      return sysops().lstat(a.name, st) < 0 ? null : toState(st, () => fs.readlinkSync(a.name), xattrLines(a.name))
+    })
+    return typeof r === 'number' ? null : r
   }
 }
 
@@ -35,13 +75,13 @@ export class Backing {
  * they cannot be read: the form the core gives prior states in (native/core/journal.c), so that
  * the journal can compare them.
  */
-export function xattrLines (rp: string): string | null {
-  const { names, errno } = listXattrs(rp)
+export function xattrLines (rp: string, follow = false): string | null {
+  const { names, errno } = listXattrs(rp, follow)
   if (errno === -95 /* EOPNOTSUPP */) return ''
   if (errno < 0) return null
   let out = ''
   for (const name of [...names].sort()) {
-    const v = getXattr(rp, name)
+    const v = getXattr(rp, name, follow)
     if (typeof v !== 'number') out += `${name}=${v.toString('hex')}\n`
   }
   return out

@@ -563,7 +563,7 @@ static int open_existing (fuse_req_t req, rg_core_t *c, fuse_ino_t ino, int flag
   if (w && ch.replaced) return change_end(c, &ch, 0), -ESTALE;
   // The inode pinned and decided on, opened again through its descriptor: a FIFO or device
   // (never what the kernel asks to open here) is not opened at all.
-  int fd = !S_ISREG(ch.t.st.st_mode) ? (errno = S_ISDIR(ch.t.st.st_mode) ? EISDIR : ENXIO, -1)
+  int fd = !S_ISREG(ch.t.st.st_mode) ? (errno = S_ISDIR(ch.t.st.st_mode) ? EISDIR : S_ISLNK(ch.t.st.st_mode) ? ELOOP : ENXIO, -1)
          : open(ch.t.fdproc, backing_flags(flags));
   r = fd < 0 ? -errno : 0;
   if (w) change_end(c, &ch, r);

@@ -2,37 +2,64 @@ import * as fs from 'node:fs'
 import { constants as C } from 'node:fs'
 import type { FuseOps } from 'fuse-native'
 import { opensForWrite } from '../../policy.js'
+import { ST } from '../../native/sysops.js'
 import { STAT_SLOTS } from '../../native/abi.js'
 import { errnoName } from '../../errors.js'
+import type { Pin } from '../backing.js'
 import { errnoOf, attempt, backingFlags, type Core } from './core.js'
+
+const ENXIO = -6
+const EISDIR = -21
+const EEXIST = -17
+const ELOOP = -40
+
+/** The pinned inode opened again through its /proc link: a regular file only (a symlink that
+ *  took the name is ELOOP, as O_NOFOLLOW gives; a FIFO or device is never opened). */
+function reopen (p: Pin, st: BigInt64Array, flags: number): number {
+  const type = Number(st[ST.mode]!) & C.S_IFMT
+  if (type !== C.S_IFREG) return type === C.S_IFDIR ? EISDIR : type === C.S_IFLNK ? ELOOP : ENXIO
+  try { return fs.openSync(p.proc, backingFlags(flags) & ~C.O_NOFOLLOW) } catch (err) { return errnoOf(err) }
+}
 
 /** Opens and what is done through a descriptor: write-opens and truncation go through the policy. */
 export function fileOps (core: Core): FuseOps {
-  const { ctx, s, journal, real, prior, openFlags, isObjectAt, guarded, creating } = core
+  const { ctx, s, journal, handles, backing, withPin, fstat, prior, openFlags, isObjectPin, guarded, creating } = core
+
+  function openExisting (path: string, flags: number, cb: (r: number, fd?: number, f?: number) => void): void {
+    if (!opensForWrite(flags)) {
+      const fd = withPin(path, (p, st) => reopen(p, st, flags))
+      return fd < 0 ? cb(fd) : cb(0, fd, openFlags(path, flags))
+    }
+    let fd = -1
+    guarded('open', 'write-open', path, (_proc, p) => {
+      const st = fstat(p)
+      if (typeof st === 'number') return st
+      fd = reopen(p, st, flags)
+      return fd < 0 ? fd : 0
+    }, r => {
+      if (r < 0) return cb(r)
+      cb(0, fd, openFlags(path, flags))
+    })
+  }
+
   return {
     open (path, flags, cb) {
-      if (!opensForWrite(flags)) {
-        let fd
-        try { fd = fs.openSync(real(path), backingFlags(flags)) } catch (err) { return cb(errnoOf(err)) }
-        return cb(0, fd, openFlags(path, flags))
-      }
-      let fd = -1
-      guarded('open', 'write-open', path, rp => attempt(() => { fd = fs.openSync(rp, backingFlags(flags)) }), r => {
-        if (r < 0) return cb(r)
-        cb(0, fd, openFlags(path, flags))
-      })
+      openExisting(path, flags, cb)
     },
 
     create (path, fmode, flags, cb) {
       let fd = -1
       const who = ctx.caller()
-      creating('create', path, rp => { fd = fs.openSync(rp, backingFlags(flags) | C.O_CREAT, fmode) }, who, r => {
+      // Always exclusive on the backing root: where the name exists after all (the kernel's view
+      // was older, or a rename raced it), this is an open of an existing file, decided as one.
+      creating('create', path, a => { fd = fs.openSync(a.name, backingFlags(flags) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, fmode) }, who, r => {
+        if (r === EEXIST && !(flags & C.O_EXCL)) return openExisting(path, flags & ~C.O_CREAT, cb)
         if (r < 0) {
           if (fd >= 0) fs.closeSync(fd)
           return cb(r)
         }
         cb(0, fd, openFlags(path, flags))
-      })
+      }, undefined, flags & C.O_EXCL ? undefined : EEXIST)
     },
 
     read (_path, fd, buf, len, pos, cb) {
@@ -54,7 +81,7 @@ export function fileOps (core: Core): FuseOps {
     },
 
     truncate (path, size, cb) {
-      guarded('truncate', 'attr', path, rp => attempt(() => fs.truncateSync(rp, size)), cb)
+      guarded('truncate', 'attr', path, proc => attempt(() => fs.truncateSync(proc, size)), cb)
     },
 
     ftruncate (path, fd, size, cb) {
@@ -63,13 +90,15 @@ export function fileOps (core: Core): FuseOps {
       const st = new BigInt64Array(STAT_SLOTS)
       const r = s.fstat(fd, st)
       if (r < 0) return cb(r)
-      if (path === null || !isObjectAt(real(path), st)) {
-        const before = path === null ? null : prior(real(path))
+      const hidden = path !== null && handles.hiddenFd(path) !== undefined
+      const object = path !== null && isObjectPin({ fd, proc: '', own: false, nameless: hidden }, st)
+      if (!object) {
+        const before = path === null ? null : (() => { const b = withPin(path, prior); return typeof b === 'number' ? null : b })()
         const tr = attempt(() => fs.ftruncateSync(fd, size))
         journal.record('truncate', path ?? '(unlinked)', tr < 0 ? errnoName(tr) : 'ok', undefined, before)
         return cb(tr)
       }
-      guarded('truncate', 'attr', path, rp => attempt(() => fs.truncateSync(rp, size)), cb)
+      guarded('truncate', 'attr', path, proc => attempt(() => fs.truncateSync(proc, size)), cb)
     }
   }
 }

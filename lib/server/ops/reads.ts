@@ -2,16 +2,18 @@ import * as fs from 'node:fs'
 import type { FuseOps } from 'fuse-native'
 import { getXattr, listXattrs } from '../../native/sysops.js'
 import { STAT_SLOTS } from '../../native/abi.js'
-import { EIO, ERANGE, errnoOf, attempt, type Core } from './core.js'
+import { isReserved } from '../backing.js'
+import { EIO, ERANGE, attempt, type Core } from './core.js'
 
-/** Reads: served as they are, never refused. */
+/** Reads: served as they are, never refused; each on the name in its pinned directory, or on the
+ *  inode pinned, never through a symlink. */
 export function readOps (core: Core): FuseOps {
-  const { s, root, real, lstat } = core
+  const { s, root, backing, pin, withPin } = core
   return {
     getattr (path, cb) {
-      const st = lstat(real(path))
-      if (typeof st === 'number') return cb(st)
-      cb(0, st)
+      const r = withPin(path, (_p, st) => st)
+      if (typeof r === 'number') return cb(r)
+      cb(0, r)
     },
 
     fgetattr (path, fd, cb) {
@@ -29,35 +31,39 @@ export function readOps (core: Core): FuseOps {
     },
 
     access (path, amode, cb) {
-      cb(attempt(() => fs.accessSync(real(path), amode)))
+      cb(withPin(path, p => attempt(() => fs.accessSync(p.proc, amode))))
     },
 
     readdir (path, cb) {
-      const r = s.readdir(real(path))
+      const p = pin(path)
+      if (typeof p === 'number') return cb(p)
+      // Opened again through the pin: a symlink there is ELOOP, never listed through.
+      const r = s.readdir(p.proc)
+      backing.unpin(p)
       if (typeof r === 'number') return cb(r)
-      const [names, slots] = r
-      const stats = names.map((_, i) => slots.subarray(i * 16, i * 16 + 16))
-      cb(0, names, stats)
+      const [all, slots] = r
+      const keep = all.map((n, i) => [n, i] as const).filter(([n]) => !isReserved(n))
+      cb(0, keep.map(([n]) => n), keep.map(([, i]) => slots.subarray(i * 16, i * 16 + 16)))
     },
 
     readlink (path, cb) {
-      try {
-        cb(0, fs.readlinkSync(real(path)))
-      } catch (err) {
-        cb(errnoOf(err))
-      }
+      const r = withPin(path, p => s.readlinkFd(p.fd))
+      if (typeof r === 'number') return cb(r)
+      cb(0, r)
     },
 
     getxattr (path, name, _position, cb) {
-      const v = getXattr(real(path), name)
+      const v = withPin(path, p => getXattr(p.proc, name, true))
       if (typeof v === 'number') return cb(v)
       cb(0, v)
     },
 
     listxattr (path, cb) {
-      const { names, errno } = listXattrs(real(path))
-      if (errno < 0) return cb(errno === ERANGE ? EIO : errno)
-      cb(0, names)
+      const r = withPin(path, p => listXattrs(p.proc, true))
+      if (typeof r === 'number') return cb(r)
+      if (r.errno < 0) return cb(r.errno === ERANGE ? EIO : r.errno)
+      cb(0, r.names)
     }
   }
 }
+
