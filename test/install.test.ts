@@ -1,7 +1,7 @@
 // The package as a consumer gets it: packed from the repository's files, installed into a new
 // project (hoisted, nested, from the consumer's lock file, globally), compiled against with
 // `tsc --strict`, and run: a real mount through the consumer's own copy of the package.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,10 +15,15 @@ const DEV = (JSON.parse(fs.readFileSync(join(REPO, 'package.json'), 'utf8')) as 
 const TOOLS = [`typescript@${DEV.typescript}`, `@types/node@${DEV['@types/node']}`]
 const NPM = ['--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']
 
-function run (cmd: string, args: string[], cwd: string): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 })
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed in ${cwd} (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`)
-  return r.stdout
+/** Async, so that the test worker keeps answering vitest (its RPC gives up after 60 s of a
+ *  blocked event loop, and an npm install can take that long on a busy machine). */
+function run (cmd: string, args: string[], cwd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd, encoding: 'utf8', timeout: 240_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed in ${cwd} (${err.code ?? err.signal}):\n${stdout}\n${stderr}`))
+      else resolve(stdout)
+    })
+  })
 }
 
 // What a consumer writes: the typed API, strictly compiled, and a real mount.
@@ -65,7 +70,7 @@ rmSync(root, { recursive: true })
 let work: string
 let tarball: string
 
-beforeAll(() => {
+beforeAll(async () => {
   work = emptyDir('rg-install-')
   // A fresh clone's files (tracked and new, never ignored build output), packed as `npm pack`
   // packs them: its prepack builds dist/ in the copy.
@@ -77,7 +82,7 @@ beforeAll(() => {
     fs.cpSync(join(REPO, f), join(src, f), { verbatimSymlinks: true })
   }
   fs.symlinkSync(join(REPO, 'node_modules'), join(src, 'node_modules'))
-  const out = run('npm', ['pack', '--json', '--pack-destination', work, '--loglevel=error'], src)
+  const out = await run('npm', ['pack', '--json', '--pack-destination', work, '--loglevel=error'], src)
   const packed = JSON.parse(out.slice(out.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
   tarball = join(work, packed[0]!.filename)
   fs.writeFileSync(join(work, 'files.json'), JSON.stringify(packed[0]!.files.map(f => f.path)))
@@ -94,15 +99,15 @@ function consumer (name: string): string {
 }
 
 /** Compiles consumer.ts with tsc --strict (module nodenext) and runs it. */
-function compileAndRun (dir: string): void {
-  run(join(dir, 'node_modules/.bin/tsc'), ['--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'consumer.ts'], dir)
-  const result = JSON.parse(run(process.execPath, ['consumer.js'], dir)) as { seen: string, core: string, after: string, isGuardError: boolean }
+async function compileAndRun (dir: string): Promise<void> {
+  await run(join(dir, 'node_modules/.bin/tsc'), ['--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', 'consumer.ts'], dir)
+  const result = JSON.parse(await run(process.execPath, ['consumer.js'], dir)) as { seen: string, core: string, after: string, isGuardError: boolean }
   // The consumer's own build of the libfuse 3 core (libfuse3-dev at install) serves the mount.
   expect(result).toEqual({ seen: 'through the mount\ncopyup', core: 'libfuse3', after: 'through the mount\n', isGuardError: true })
 }
 
-function version (bin: string, cwd: string): string {
-  return run(bin, ['--version'], cwd).trim()
+async function version (bin: string, cwd: string): Promise<string> {
+  return (await run(bin, ['--version'], cwd)).trim()
 }
 
 /** fuse-native as npm installed it: never patched or rebuilt by us. */
@@ -122,28 +127,28 @@ describe('the packed package', () => {
     expect(files.filter(f => f.startsWith('native/build') || f.endsWith('.map') || f.includes('.build-stamp') || f.startsWith('test/') || f.startsWith('lib/'))).toEqual([])
   })
 
-  it('installs into a new project (hoisted), compiles with tsc --strict, mounts, and answers --version', () => {
+  it('installs into a new project (hoisted), compiles with tsc --strict, mounts, and answers --version', async () => {
     const dir = consumer('hoisted')
-    run('npm', ['install', ...NPM, tarball, ...TOOLS], dir)
+    await run('npm', ['install', ...NPM, tarball, ...TOOLS], dir)
     expectPristine(join(dir, 'node_modules/fuse-native'))
-    compileAndRun(dir)
-    expect(version(join(dir, 'node_modules/.bin/rofiles-guard'), dir)).toBe(`rofiles-guard ${VERSION}`)
+    await compileAndRun(dir)
+    expect(await version(join(dir, 'node_modules/.bin/rofiles-guard'), dir)).toBe(`rofiles-guard ${VERSION}`)
     // The same project from its own lock file, as its CI would install it.
     rmrf(join(dir, 'node_modules'))
-    run('npm', ['ci', ...NPM], dir)
-    compileAndRun(dir)
+    await run('npm', ['ci', ...NPM], dir)
+    await compileAndRun(dir)
   }, 240_000)
 
-  it('installs nested (--install-strategy=nested) and globally', () => {
+  it('installs nested (--install-strategy=nested) and globally', async () => {
     const dir = consumer('nested')
-    run('npm', ['install', ...NPM, '--install-strategy=nested', tarball, ...TOOLS], dir)
+    await run('npm', ['install', ...NPM, '--install-strategy=nested', tarball, ...TOOLS], dir)
     expect(fs.existsSync(join(dir, 'node_modules/fuse-native'))).toBe(false)
     expectPristine(join(dir, 'node_modules/rofiles-guard/node_modules/fuse-native'))
-    compileAndRun(dir)
+    await compileAndRun(dir)
 
     const prefix = join(work, 'global')
-    run('npm', ['install', '--global', '--prefix', prefix, ...NPM, tarball], work)
-    expect(version(join(prefix, 'bin/rofiles-guard'), work)).toBe(`rofiles-guard ${VERSION}`)
+    await run('npm', ['install', '--global', '--prefix', prefix, ...NPM, tarball], work)
+    expect(await version(join(prefix, 'bin/rofiles-guard'), work)).toBe(`rofiles-guard ${VERSION}`)
     // `man rofiles-guard` finds the page npm installed under the prefix.
     const man = spawnSync('man', ['rofiles-guard'], { encoding: 'utf8', env: { ...process.env, MANPATH: join(prefix, 'share/man'), MANPAGER: 'cat', MANWIDTH: '100' } })
     expect(man.status, man.stderr).toBe(0)

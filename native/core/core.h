@@ -121,6 +121,7 @@ void rg_inval_node(rg_core_t *c, rg_node_t *n, int data);
 // reach.c: where a name is, for the system calls on it
 typedef struct {
   int dirfd;          // its directory (the node's descriptor, or the root's)
+  int own;            // dirfd was opened for this location alone (no descriptor to spare)
   char name[256];     // one name ("." for the root), never a path
   char proc[320];     // "/proc/self/fd/<dirfd>/<name>": for calls without an *at form
 } rg_loc_t;
@@ -129,6 +130,8 @@ void rg_dir_fd_closed(void);
 int rg_loc_child(rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l);
 // -ENOENT for a node whose name was removed.
 int rg_loc_node(rg_core_t *c, rg_node_t *n, rg_loc_t *l);
+// Releases what a location holds (after rg_loc_child/rg_loc_node succeeded).
+void rg_loc_done(rg_loc_t *l);
 
 // journal.c
 void rg_prior_details(const rg_loc_t *l, rg_prior_t *p);

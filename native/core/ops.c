@@ -67,6 +67,7 @@ static int pin_name (int dirfd, const char *name) {
 }
 
 static void target_close (rg_core_t *c, rg_target_t *t) {
+  rg_loc_done(&t->loc);
   if (t->fd >= 0 && t->fd != c->root_fd) close(t->fd);
   t->fd = -1;
   free(t->path);
@@ -78,6 +79,7 @@ static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named)
   rg_node_t *n = t->node = rg_node(ino);
   t->path = NULL;
   t->fd = -1;
+  t->loc.own = 0;
   rg_lock();
   int hashed = n->hashed, replaced = n->replaced;
   int fd = hashed || n->nameless_fd < 0 ? -1 : fcntl(n->nameless_fd, F_DUPFD_CLOEXEC, 0);
@@ -89,7 +91,7 @@ static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named)
     int r = rg_loc_node(c, n, &t->loc);
     if (r < 0) return r;
     fd = pin_name(t->loc.dirfd, t->loc.name);
-    if (fd < 0) return fd;
+    if (fd < 0) { rg_loc_done(&t->loc); return fd; }
   }
   target_set_fd(t, fd);
   if (fstat(fd, &t->st) < 0) { int e = errno; target_close(c, t); return -e; }
@@ -121,6 +123,23 @@ static int is_object (const rg_target_t *t, const struct stat *st) {
 
 static int same_inode (const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+// The stat of `name` in `parent` (directory dirfd) for a lookup or a listing. Where it is not the
+// inode of the node the kernel may hold for the name, a copy-up of that name may have been under
+// way: once none runs, the name is stat'd again, so that a listing never gives a copied-up name
+// its object back (rg_node_ref takes a remaining difference for a change behind the mount).
+static int stat_child (rg_node_t *parent, int dirfd, const char *name, struct stat *st) {
+  if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0) return -errno;
+  rg_lock();
+  rg_node_t *n = rg_node_find(parent, name);
+  int differs = n != NULL && (n->dev != st->st_dev || n->ino != st->st_ino);
+  rg_unlock();
+  if (!differs) return 0;
+  pthread_mutex_lock(&copyup_lock);
+  int r = fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0 ? -errno : 0;
+  pthread_mutex_unlock(&copyup_lock);
+  return r;
 }
 
 // Breaks the link of the pinned object at the target's name (one copy-up at a time), moves the
@@ -296,10 +315,10 @@ static void op_lookup (fuse_req_t req, fuse_ino_t parent, const char *name) {
   int r = rg_loc_child(c, p, name, &l);
   if (r < 0) { fuse_reply_err(req, -r); return; }
   struct stat st;
-  r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT);
-  int e = errno;
+  r = stat_child(p, l.dirfd, l.name, &st);
+  rg_loc_done(&l);
   if (r == 0) { reply_entry(req, p, name, &st); return; }
-  if (e != ENOENT) { fuse_reply_err(req, e); return; }
+  if (r != -ENOENT) { fuse_reply_err(req, -r); return; }
   // A negative entry, kept as long as names are: a name this mount creates replaces it.
   struct fuse_entry_param neg;
   memset(&neg, 0, sizeof(neg));
@@ -421,7 +440,7 @@ static void readdir_common (fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
     size_t n;
     if (plus && !is_dot(de->d_name)) {
       struct stat st;
-      if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0) continue; // gone meanwhile
+      if (stat_child(dir, dirfd(d), de->d_name, &st) < 0) continue; // gone meanwhile
       rg_node_t *node = rg_node_ref(dir, de->d_name, &st);
       if (node == NULL) { err = ENOMEM; break; }
       struct fuse_entry_param e;
@@ -678,12 +697,14 @@ static void op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name) {
 // The name `name` in `parent` for a change to names: where it is (l) and its path for the journal
 // (*path, malloc'd). 0 or -errno.
 static int child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l, char **path) {
+  l->own = 0;
   // The guard's own temporaries are no name a hook may make, remove, or rename to or from.
   if (rg_reserved_name(name)) return -EPERM;
   int r = rg_loc_child(c, parent, name, l);
   if (r < 0) return r;
   *path = rg_child_path(parent, name);
-  return *path ? 0 : -ENOMEM;
+  if (*path == NULL) { rg_loc_done(l); return -ENOMEM; }
+  return 0;
 }
 
 // The start of a change to one name: where it is, its path for the journal (*path, malloc'd),
@@ -692,7 +713,7 @@ static int child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l
 static int name_change_begin (rg_core_t *c, rg_node_t *parent, const char *name, const char *op, rg_loc_t *l, char **path, rg_prior_t *pr) {
   *path = NULL;
   int r = child(c, parent, name, l, path);
-  if (r == 0 && !namespace_ok(c, op, *path, NULL)) r = -EROFS;
+  if (r == 0 && !namespace_ok(c, op, *path, NULL)) { rg_loc_done(l); r = -EROFS; }
   if (r < 0) { free(*path); return r; }
   rg_prior(l, pr);
   return 0;
@@ -712,6 +733,7 @@ static int name_change_begin (rg_core_t *c, rg_node_t *parent, const char *name,
   if (r == 0) { r = give_to_caller((req), &l); if (r < 0) unlinkat(l.dirfd, l.name, (undo_flags)); } \
   struct stat st; \
   if (r == 0 && fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno; \
+  rg_loc_done(&l); \
   rg_event_p(c, (op), path, NULL, r < 0 ? r : RG_DONE, &pr, NULL); \
   rg_prior_free(&pr); \
   free(path); \
@@ -752,6 +774,7 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
     free(path);
     struct stat st;
     r = fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    rg_loc_done(&l);
     rg_node_t *n = r == 0 ? rg_node_ref(p, name, &st) : NULL;
     if (n == NULL) { fuse_reply_err(req, r < 0 ? -r : ENOMEM); return; }
     fd = open_existing(req, c, rg_node_id(n), fi->flags);
@@ -763,6 +786,7 @@ static void op_create (fuse_req_t req, fuse_ino_t parent, const char *name, mode
     r = give_to_caller(req, &l);
     if (r < 0) { close(fd); unlinkat(l.dirfd, l.name, 0); }
   }
+  rg_loc_done(&l);
   struct stat st;
   if (r == 0 && fstat(fd, &st) < 0) { r = -errno; close(fd); }
   rg_event_p(c, "create", path, NULL, r < 0 ? r : RG_DONE, &pr, NULL);
@@ -809,6 +833,7 @@ static void remove_name (fuse_req_t req, fuse_ino_t parent, const char *name, co
   int fd;
   rg_node_t *n = hold_named(p, &l, &fd);
   r = unlinkat(l.dirfd, l.name, flags) < 0 ? -errno : 0;
+  rg_loc_done(&l);
   removed(c, n, fd, r == 0, &pr);
   rg_event_p(c, op, path, NULL, r < 0 ? r : RG_DONE, &pr, NULL);
   rg_prior_free(&pr);
@@ -834,7 +859,7 @@ static void op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
   char *to = NULL;
   r = child(c, np, newname, &l, &to);
   if (r < 0) { free(to); target_close(c, &t); fuse_reply_err(req, -r); return; }
-  if (!namespace_ok(c, "link", t.path, to)) { free(to); target_close(c, &t); fuse_reply_err(req, EROFS); return; }
+  if (!namespace_ok(c, "link", t.path, to)) { rg_loc_done(&l); free(to); target_close(c, &t); fuse_reply_err(req, EROFS); return; }
   rg_prior_t pr;
   rg_prior(&l, &pr);
   // The pinned inode itself gets the new name; from now on it is an object a hook made.
@@ -842,6 +867,7 @@ static void op_link (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
   if (r == 0) rg_linked_add(&t.st);
   struct stat st;
   if (r == 0 && fstatat(l.dirfd, l.name, &st, AT_SYMLINK_NOFOLLOW) < 0) r = -errno;
+  rg_loc_done(&l);
   rg_event_p(c, "link", t.path, to, r < 0 ? r : RG_DONE, NULL, &pr);
   rg_prior_free(&pr);
   free(to);
@@ -860,9 +886,9 @@ static void op_rename (fuse_req_t req, fuse_ino_t parent, const char *name, fuse
   rg_loc_t l1, l2;
   char *from = NULL, *to = NULL;
   int r = child(c, p, name, &l1, &from);
-  if (r == 0) r = child(c, np, newname, &l2, &to);
+  if (r == 0) { r = child(c, np, newname, &l2, &to); if (r < 0) rg_loc_done(&l1); }
   if (r < 0) { free(from); free(to); fuse_reply_err(req, -r); return; }
-  if (!namespace_ok(c, "rename", from, to)) { free(from); free(to); fuse_reply_err(req, EROFS); return; }
+  if (!namespace_ok(c, "rename", from, to)) { rg_loc_done(&l1); rg_loc_done(&l2); free(from); free(to); fuse_reply_err(req, EROFS); return; }
   rg_prior_t pr[2];
   rg_prior(&l1, &pr[0]);
   rg_prior(&l2, &pr[1]);
@@ -875,6 +901,8 @@ static void op_rename (fuse_req_t req, fuse_ino_t parent, const char *name, fuse
   int fd = -1;
   rg_node_t *dst = (flags & RENAME_EXCHANGE) ? NULL : hold_named(np, &l2, &fd);
   r = renameat2(l1.dirfd, l1.name, l2.dirfd, l2.name, flags) < 0 ? -errno : 0;
+  rg_loc_done(&l1);
+  rg_loc_done(&l2);
   removed(c, dst, fd, r == 0 && dst != src, &pr[1]);
   if (r == 0 && other) rg_node_detach(other, -1);
   if (r == 0 && src) rg_node_move(src, np, newname);

@@ -59,13 +59,8 @@ int rg_dir_fd (rg_core_t *c, rg_node_t *n) {
 }
 
 // Without a descriptor to spare for a directory (EMFILE, ENFILE: a tree with more directories than
-// the open-files limit), the name's directory is opened from the root for this request: resolved
-// beneath the root with no symlink followed. Such descriptors live in a few slots per thread, each
-// closed when the slot is used again (a request uses at most two locations at once).
-#define RG_SPARE_SLOTS 4
-static __thread int spare[RG_SPARE_SLOTS] = { -1, -1, -1, -1 };
-static __thread unsigned spare_next;
-
+// the open-files limit), the name's directory is opened from the root for this request only:
+// resolved beneath the root with no symlink followed, and closed by rg_loc_done.
 static int from_root (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l, int err) {
   if (err != -EMFILE && err != -ENFILE) return err;
   char *path = name ? rg_child_path(parent, name) : rg_node_path(parent);
@@ -82,12 +77,7 @@ static int from_root (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_
     *slash = 0;
     int fd = rg_open_beneath(c->root_fd, path[0] ? path + 1 : "", O_PATH | O_DIRECTORY);
     if (fd < 0) r = fd;
-    else {
-      unsigned i = spare_next++ % RG_SPARE_SLOTS;
-      if (spare[i] >= 0) close(spare[i]);
-      spare[i] = fd;
-      l->dirfd = fd;
-    }
+    else { l->dirfd = fd; l->own = 1; }
   }
   free(path);
   return r;
@@ -97,7 +87,13 @@ static void set_proc (rg_loc_t *l) {
   snprintf(l->proc, sizeof(l->proc), "/proc/self/fd/%d/%s", l->dirfd, l->name);
 }
 
+void rg_loc_done (rg_loc_t *l) {
+  if (l->own) close(l->dirfd);
+  l->own = 0;
+}
+
 int rg_loc_child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l) {
+  l->own = 0;
   if (strlen(name) > 255) return -ENAMETOOLONG;
   l->dirfd = rg_dir_fd(c, parent);
   int r = l->dirfd < 0 ? from_root(c, parent, name, l, l->dirfd) : (strcpy(l->name, name), 0);
@@ -106,6 +102,7 @@ int rg_loc_child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l
 }
 
 int rg_loc_node (rg_core_t *c, rg_node_t *n, rg_loc_t *l) {
+  l->own = 0;
   if (n->parent == NULL) {
     l->dirfd = c->root_fd;
     strcpy(l->name, ".");
