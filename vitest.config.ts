@@ -8,6 +8,7 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    globalSetup: ['test/global-setup.ts']
+    globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup-yield.ts']
   }
 })

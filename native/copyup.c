@@ -155,11 +155,9 @@ static size_t gv_read_offset (const unsigned char *p, size_t width) {
 #define OSTREEMETA "user.ostreemeta"
 
 // A bare-user repository keeps each file's real owner, mode and xattrs in user.ostreemeta, a
-// GVariant (uuua(ayay)). The private copy is an ordinary file: it gets the xattrs recorded there
-// as real xattrs (not user.ostreemeta itself); owner and mode stay those on disk, as the hooks saw
-// them. `apply` 0 only checks the form. 0, -EINVAL for a malformed value, -EPERM for a name
-// the caller may not set (the copy-up then fails rather than lend or lose it), or -errno.
-static int ostreemeta_xattrs (const unsigned char *meta, size_t len, const char *dst, const rg_rights_t *who, int apply) {
+// GVariant (uuua(ayay)). Calls fn for each xattr recorded there, in order, until it returns
+// non-zero (which is returned). 0, or -EINVAL for a malformed value.
+int rg_ostreemeta_each (const unsigned char *meta, size_t len, int (*fn)(void *arg, const char *name, const void *value, size_t vlen), void *arg) {
   if (len < 12) return -EINVAL;
   const unsigned char *arr = meta + 12;
   size_t alen = len - 12;
@@ -179,17 +177,35 @@ static int ostreemeta_xattrs (const unsigned char *meta, size_t len, const char 
     if (key_end == 0 || key_end > elen - ew || e[key_end - 1] != 0) return -EINVAL;
     const char *name = (const char *) e;
     if (strlen(name) + 1 != key_end) return -EINVAL;
-    if (!may_set(name, who)) return -EPERM;
-    if (apply && setxattr(dst, name, e + key_end, elen - ew - key_end, 0) < 0) return -errno;
+    int r = fn(arg, name, e + key_end, elen - ew - key_end);
+    if (r) return r;
     start = end;
   }
   return 0;
 }
 
+typedef struct { const char *dst; const rg_rights_t *who; int apply; } unpack_t;
+
+static int unpack_one (void *arg, const char *name, const void *value, size_t vlen) {
+  unpack_t *u = arg;
+  if (!may_set(name, u->who)) return -EPERM;
+  if (u->apply && setxattr(u->dst, name, value, vlen, 0) < 0) return -errno;
+  return 0;
+}
+
+// The private copy is an ordinary file: it gets the xattrs recorded in user.ostreemeta as real
+// xattrs (not user.ostreemeta itself); owner and mode stay those on disk, as the hooks saw them.
+// `apply` 0 only checks. 0, -EINVAL for a malformed value, -EPERM for a name the caller may not
+// set (the copy-up then fails rather than lend or lose it), or -errno.
+static int ostreemeta_xattrs (const unsigned char *meta, size_t len, const char *dst, const rg_rights_t *who, int apply) {
+  unpack_t u = { dst, who, apply };
+  return rg_ostreemeta_each(meta, len, unpack_one, &u);
+}
+
 // The recorded mode (big-endian, the third u32) is a regular file's, as the file on disk is: a
 // bare-user content object. (A symlink of a bare-user repository is checked out as a symlink,
 // never hardlinked.)
-static int genuine_ostreemeta (const unsigned char *meta, size_t len) {
+int rg_ostreemeta_genuine (const unsigned char *meta, size_t len) {
   if (len < 12) return 0;
   uint32_t mode = (uint32_t) meta[8] << 24 | (uint32_t) meta[9] << 16 | (uint32_t) meta[10] << 8 | meta[11];
   return S_ISREG(mode);
@@ -199,7 +215,7 @@ static int copy_xattrs (const char *src, const char *dst, const rg_rights_t *who
   static __thread unsigned char meta[XATTR_BUF];
   ssize_t mlen = who->unpack ? getxattr(src, OSTREEMETA, meta, sizeof(meta)) : -1;
   if (mlen < 0 && who->unpack && errno != ENODATA && errno != ENOTSUP) return -errno;
-  if (mlen >= 0 && genuine_ostreemeta(meta, (size_t) mlen)) {
+  if (mlen >= 0 && rg_ostreemeta_genuine(meta, (size_t) mlen)) {
     int r = ostreemeta_xattrs(meta, (size_t) mlen, dst, who, 0);
     return r < 0 ? r : ostreemeta_xattrs(meta, (size_t) mlen, dst, who, 1);
   }
@@ -272,11 +288,17 @@ int rg_copy_up_unlinked (int src, int dirfd, const rg_rights_t *who) {
 int rg_copy_up_at (int dirfd, const char *name, int src, const rg_rights_t *who) {
   struct stat st;
   if (fstat(src, &st) < 0) return -errno;
+  // The directory's times as they are just before the copy gets a name: its link and rename are
+  // the guard's, not the hook's, and a native run would not move them (mkinitramfs sets a
+  // directory's times, then a hardlinked file's in it, and expects the directory's to stay).
+  struct stat dst;
+  int dir_times = 0;
   char tmp[NAME_MAX + 1], sp[32];
   int out = -1, r = 0;
   if (S_ISREG(st.st_mode)) {
     out = file_copy(dirfd, src, &st, who, name, tmp);
     if (out < 0) return out;
+    dir_times = fstat(dirfd, &dst) == 0;
     // Named at the last moment, under a reserved name, and renamed over the target at once.
     for (int attempt = 0; !tmp[0]; attempt++) {
       char cand[NAME_MAX + 1];
@@ -289,6 +311,7 @@ int rg_copy_up_at (int dirfd, const char *name, int src, const rg_rights_t *who)
     ssize_t n = readlinkat(src, "", target, sizeof(target) - 1);
     if (n < 0) return -errno;
     target[n] = 0;
+    dir_times = fstat(dirfd, &dst) == 0;
     for (int attempt = 0; ; attempt++) {
       temp_name(tmp, name);
       if (symlinkat(target, dirfd, tmp) == 0) break;
@@ -307,6 +330,10 @@ int rg_copy_up_at (int dirfd, const char *name, int src, const rg_rights_t *who)
     unlinkat(dirfd, tmp, 0);
     if (out >= 0) close(out);
     return r;
+  }
+  if (dir_times) {
+    struct timespec ts[2] = { { 0, UTIME_OMIT }, dst.st_mtim };
+    utimensat(dirfd, "", ts, AT_EMPTY_PATH);
   }
   return out;
 }

@@ -39,6 +39,13 @@ int rg_copy_up_at(int dirfd, const char *name, int src, const rg_rights_t *who);
 // directory `dirfd` and never gets a name. Returns an O_RDWR descriptor on it, or -errno.
 int rg_copy_up_unlinked(int src, int dirfd, const rg_rights_t *who);
 
+// A bare-user file's user.ostreemeta (uuua(ayay)): whether it records a regular file (the only
+// kind a bare-user checkout hardlinks), and each xattr it records, in order (fn returning non-zero
+// stops and is returned). 0 or -EINVAL for a malformed value.
+#include <stddef.h>
+int rg_ostreemeta_genuine(const unsigned char *meta, size_t len);
+int rg_ostreemeta_each(const unsigned char *meta, size_t len, int (*fn)(void *arg, const char *name, const void *value, size_t vlen), void *arg);
+
 // `path` below the directory `rootfd`, resolved beneath it with no symlink, magic link or mount
 // crossed, opened with `flags` (O_PATH | O_NOFOLLOW: the last component itself). A descriptor
 // or -errno (ELOOP for a symlink on the way, EXDEV for an escape or a mount).

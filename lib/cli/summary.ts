@@ -38,7 +38,9 @@ export function hookLine (h: HookReport, timeoutMs: number | null): string {
     `denied ${plural(count(a.denied), 'operation')}${few(a.denied.map(r => refused(r, false)))}`,
     `failed ${plural(count(a.failed), 'operation')}${few(a.failed.map(r => refused(r, true)))}`
   ]
-  if (a.dropped) parts.push(`${a.dropped} more not recorded`)
+  if (a.transientDropped) parts.push(`${a.transientDropped} more transient names not recorded`)
+  if (a.dropped) parts.push(`${plural(a.dropped, 'more changed path')} not recorded`)
+  if (a.lost) parts.push(`${plural(a.lost, 'operation')} lost`)
   if (h.killed.length) parts.push(`ended ${plural(h.killed.length, 'leftover process', 'leftover processes')}${few(h.killed.map(k => `${k.pid} ${k.command}`))}`)
   const status = ok ? 'ok' : describeEnd(h, timeoutMs)
   return `${ok ? '✓' : '✗'} ${h.name} [${status}, ${(h.durationMs / 1000).toFixed(1)} s]: ${parts.join('; ')}`

@@ -72,7 +72,7 @@ export interface RunReport {
 export const TAIL_BYTES = 16 * 1024
 
 export function emptyActivity (): HookActivity {
-  return { changes: [], transient: [], copiedUp: [], denied: [], failed: [], operations: 0, dropped: 0 }
+  return { changes: [], transient: [], transientDropped: 0, copiedUp: [], denied: [], failed: [], operations: 0, dropped: 0, lost: 0 }
 }
 
 /** `exit status 3`, `killed by SIGKILL`, `timed out after 30 s`. */

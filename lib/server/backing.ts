@@ -70,12 +70,52 @@ export class Backing {
   }
 }
 
+/** GVariant framing offsets: little-endian, 1, 2 or 4 bytes wide by the container's size. */
+const offsetSize = (n: number): number => (n <= 0xff ? 1 : n <= 0xffff ? 2 : 4)
+const readOffset = (b: Buffer, at: number, w: number): number => (w === 1 ? b.readUInt8(at) : w === 2 ? b.readUInt16LE(at) : b.readUInt32LE(at))
+
+/**
+ * The xattrs a bare-user file's user.ostreemeta (GVariant uuua(ayay)) records, where it records a
+ * regular file (the only kind a bare-user checkout hardlinks); null where it does not or is
+ * malformed. native/copyup.c (rg_ostreemeta_each) reads it the same way.
+ */
+export function ostreemetaXattrs (meta: Buffer): Array<[string, Buffer]> | null {
+  if (meta.length < 12 || ((meta.readUInt32BE(8) & C.S_IFMT) !== C.S_IFREG)) return null
+  const arr = meta.subarray(12)
+  const out: Array<[string, Buffer]> = []
+  if (arr.length === 0) return out
+  const w = offsetSize(arr.length)
+  if (arr.length < w) return null
+  const table = readOffset(arr, arr.length - w, w)
+  if (table > arr.length - w || (arr.length - table) % w) return null
+  let start = 0
+  for (let i = 0; i < (arr.length - table) / w; i++) {
+    const end = readOffset(arr, table + i * w, w)
+    if (end < start || end > table) return null
+    const e = arr.subarray(start, end)
+    const ew = offsetSize(e.length)
+    if (e.length < ew) return null
+    const keyEnd = readOffset(e, e.length - ew, ew)
+    if (keyEnd === 0 || keyEnd > e.length - ew || e[keyEnd - 1] !== 0 || e.indexOf(0) !== keyEnd - 1) return null
+    out.push([e.subarray(0, keyEnd - 1).toString('latin1'), e.subarray(keyEnd, e.length - ew)])
+    start = end
+  }
+  return out
+}
+
 /**
  * A path's xattrs as "name=hexvalue\n" lines sorted by name ("" when it has none), null where
  * they cannot be read: the form the core gives prior states in (native/core/journal.c), so that
- * the journal can compare them.
+ * the journal can compare them. A file of a bare-user checkout shows the xattrs its
+ * user.ostreemeta records, which are its xattrs in the tree (and what its copy-up gets), so that
+ * like is compared with like. `follow`: `rp` is a descriptor's /proc link.
  */
 export function xattrLines (rp: string, follow = false): string | null {
+  const meta = getXattr(rp, 'user.ostreemeta', follow)
+  const recorded = typeof meta === 'number' ? null : ostreemetaXattrs(meta)
+  if (recorded !== null) {
+    return recorded.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v.toString('hex')}\n`).join('')
+  }
   const { names, errno } = listXattrs(rp, follow)
   if (errno === -95 /* EOPNOTSUPP */) return ''
   if (errno < 0) return null

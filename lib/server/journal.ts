@@ -11,6 +11,10 @@ import { constants as C } from 'node:fs'
 
 export const MAX_PATHS = 10_000
 export const MAX_EVENTS = 1_000
+/** Names created and removed again within a hook, kept by name; more are only counted. */
+export const MAX_TRANSIENT = 10_000
+/** Distinct paths past MAX_PATHS counted exactly up to this many (by hash), then one by one. */
+const MAX_DROPPED_DISTINCT = 1_000_000
 
 export type Outcome = 'ok' | 'copied-up' | 'denied' | string // an errno name otherwise
 
@@ -74,17 +78,24 @@ export type DeniedOp = RefusedOp
 export interface HookActivity {
   /** The net effect, sorted by path. */
   changes: PathChange[]
-  /** Names created and removed again within the hook (temporary files, locks), sorted. */
+  /** Names created and removed again within the hook (temporary files, locks, `.dpkg-new`),
+   *  sorted; at most MAX_TRANSIENT, the rest counted in `transientDropped`. They do not count
+   *  against the bound on changed paths. */
   transient: string[]
+  /** Transient names past MAX_TRANSIENT, counted, not kept. */
+  transientDropped: number
   /** Repository objects that got a private copy (copyup mode), sorted. */
   copiedUp: string[]
   denied: RefusedOp[]
   failed: RefusedOp[]
   /** Changing operations that reached the guard, refused ones included. */
   operations: number
-  /** Entries not kept past a bound (and native events lost to a full queue): the lists above are
+  /** Distinct paths the hook changed that were not kept past the bound of MAX_PATHS (and
+   *  distinct refused or failed operations past theirs): `changes`, `denied` and `failed` are
    *  then incomplete. */
   dropped: number
+  /** Operations lost before the journal saw them (the native event queue was full). */
+  lost: number
 }
 
 export interface JournalSnapshot {
@@ -99,6 +110,10 @@ export type StateReader = (path: string) => PathState | null
 
 interface Touched {
   prior: PathState | null
+  /** A rename put another inode at this name (a replace-by-rename). */
+  replaced: boolean
+  /** The guard copied the object up here: a new inode with the object's content and times. */
+  copied: boolean
   /** A write-open, truncate or create reached the inode now at this path. */
   wrote: boolean
   /** A setxattr or removexattr reached it (decides only where xattrs could not be read). */
@@ -121,7 +136,9 @@ function differences (before: PathState, after: PathState, t: Touched): ChangeKi
   const what: ChangeKind[] = []
   const mtimeMoved = before.mtimeSec !== after.mtimeSec || before.mtimeNsec !== after.mtimeNsec
   const isFile = typeOf(after) === C.S_IFREG
-  const content = isFile && (t.wrote || before.ino !== after.ino) && (before.size !== after.size || mtimeMoved)
+  // Another inode at the name is a content change where a rename put it there, not where the
+  // guard's copy-up did (that copy has the object's content: times-only changes stay `times`).
+  const content = isFile && (t.wrote || t.replaced || (before.ino !== after.ino && !t.copied)) && (before.size !== after.size || mtimeMoved)
   if (content) what.push('content')
   if (typeOf(after) === C.S_IFLNK && before.target !== after.target) what.push('target')
   if ((before.mode & 0o7777) !== (after.mode & 0o7777)) what.push('mode')
@@ -132,8 +149,19 @@ function differences (before: PathState, after: PathState, t: Touched): ChangeKi
   return what
 }
 
+/** FNV-1a of a path: distinct dropped paths are counted by hash, in bounded memory. */
+function hashPath (p: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < p.length; i++) h = Math.imul(h ^ p.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
+
 class Activity {
   readonly touched = new Map<string, Touched>()
+  readonly transient = new Set<string>()
+  transientDropped = 0
+  private readonly droppedPaths = new Set<number>()
+  lost = 0
   readonly copiedUp = new Set<string>()
   readonly denied = new Map<string, RefusedOp>()
   readonly failed = new Map<string, RefusedOp>()
@@ -145,19 +173,38 @@ class Activity {
   touch (path: string, prior: PathState | null | undefined): Touched | null {
     let t = this.touched.get(path)
     if (t) return t
-    if (this.touched.size >= MAX_PATHS) { this.dropped++; return null }
+    if (this.touched.size >= MAX_PATHS) { this.dropPath(path); return null }
     // A layer that did not take the prior state (none should) leaves the path "as it is now":
     // changes to it are then under-reported, never invented.
-    t = { prior: prior === undefined ? null : prior, wrote: false, xattrs: false }
+    t = { prior: prior === undefined ? null : prior, wrote: false, xattrs: false, replaced: false, copied: false }
     this.touched.set(path, t)
     return t
+  }
+
+  /** A path (or refused operation) past the bound: counted once, however often it recurs. */
+  dropPath (path: string): void {
+    if (this.droppedPaths.size >= MAX_DROPPED_DISTINCT) { this.dropped++; return }
+    const h = hashPath(path)
+    if (this.droppedPaths.has(h)) return
+    this.droppedPaths.add(h)
+    this.dropped++
+  }
+
+  /** A name the hook made is gone again: transient, and no longer held against the bound. */
+  gone (path: string): void {
+    const t = this.touched.get(path)
+    if (!t || t.prior !== null) return
+    this.touched.delete(path)
+    if (this.transient.has(path)) return
+    if (this.transient.size >= MAX_TRANSIENT) { this.transientDropped++; return }
+    this.transient.add(path)
   }
 
   refuse (map: Map<string, RefusedOp>, op: string, path: string, errno: string): void {
     const key = `${op}\0${path}\0${errno}`
     const r = map.get(key)
     if (r) { r.count++; return }
-    if (map.size >= MAX_PATHS) { this.dropped++; return }
+    if (map.size >= MAX_PATHS) { this.dropPath(key); return }
     map.set(key, { op: opName(op), path, errno, count: 1 })
   }
 
@@ -169,6 +216,7 @@ class Activity {
   netEffect (now: StateReader): Pick<HookActivity, 'changes' | 'transient'> {
     const changes: PathChange[] = []
     const transient: string[] = []
+    for (const path of this.transient) if (!this.touched.has(path)) transient.push(path)
     for (const [path, t] of this.touched) {
       const after = now(path)
       if (t.prior === null && after === null) transient.push(path)
@@ -189,11 +237,13 @@ class Activity {
     return {
       changes: net.changes,
       transient: net.transient,
+      transientDropped: this.transientDropped,
       copiedUp: [...this.copiedUp].sort(),
       denied: [...this.denied.values()],
       failed: [...this.failed.values()],
       operations: this.operations,
-      dropped: this.dropped
+      dropped: this.dropped,
+      lost: this.lost
     }
   }
 }
@@ -247,10 +297,14 @@ export class Journal {
       // What was written to the name moves with the inode: a replace-by-rename is a content
       // change of the target.
       const d = a.touch(path2, prior2)
+      if (d) d.replaced = true
       if (d && t) { d.wrote ||= t.wrote; d.xattrs ||= t.xattrs }
+      if (path !== path2) a.gone(path)
       return
     }
     if (!t) return
+    if (outcome === 'copied-up') t.copied = true
+    if (op === 'unlink' || op === 'rmdir') { a.gone(path); return }
     if (WRITES.has(op)) t.wrote = true
     if (XATTRS.has(op)) t.xattrs = true
   }
@@ -259,7 +313,7 @@ export class Journal {
   lost (n: number): void {
     if (n <= 0) return
     const a = this.activity()
-    a.dropped += n
+    a.lost += n
     a.operations += n
     this.total += n
   }

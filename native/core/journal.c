@@ -1,6 +1,7 @@
 // What the core did, for the journal in JS: each change with the prior state of the paths it
 // touched, queued here and drained by the addon (addon.c) on the JS thread.
 #include "core.h"
+#include "../copyup.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,35 +16,69 @@ static int cmp_names (const void *a, const void *b) {
   return strcmp(*(const char * const *) a, *(const char * const *) b);
 }
 
-// A path's xattrs as "name=hexvalue\n" lines sorted by name ("" when it has none), or NULL where
-// they cannot be read. lib/server/backing.ts writes the same form for the state after a hook.
+// One "name=hexvalue\n" line onto out (grown as needed); 0, or -1 out of memory (out freed).
+static int add_line (char **out, size_t *cap, size_t *used, const char *name, const unsigned char *v, size_t vlen) {
+  size_t need = *used + strlen(name) + 2 * vlen + 3;
+  if (need > *cap) {
+    while (*cap < need) *cap *= 2;
+    char *more = realloc(*out, *cap);
+    if (more == NULL) { free(*out); *out = NULL; return -1; }
+    *out = more;
+  }
+  *used += (size_t) sprintf(*out + *used, "%s=", name);
+  for (size_t k = 0; k < vlen; k++) *used += (size_t) sprintf(*out + *used, "%02x", v[k]);
+  (*out)[(*used)++] = '\n';
+  (*out)[*used] = 0;
+  return 0;
+}
+
+// The xattrs a bare-user file's user.ostreemeta records, by name.
+typedef struct { const char *name; const unsigned char *value; size_t vlen; } rg_xattr_t;
+typedef struct { rg_xattr_t x[1024]; size_t n; } rg_xattrs_t;
+
+static int collect (void *arg, const char *name, const void *value, size_t vlen) {
+  rg_xattrs_t *xs = arg;
+  if (xs->n >= 1024) return -E2BIG;
+  xs->x[xs->n++] = (rg_xattr_t) { name, value, vlen };
+  return 0;
+}
+
+static int cmp_xattrs (const void *a, const void *b) {
+  return strcmp(((const rg_xattr_t *) a)->name, ((const rg_xattr_t *) b)->name);
+}
+
+// A path's xattrs as "name=hexvalue\n" lines by name ("" when it has none), or NULL where they
+// cannot be read. lib/server/backing.ts writes the same form for the state after a hook. A file
+// of a bare-user checkout (a user.ostreemeta recording a regular file) shows the xattrs recorded
+// there, which are the file's in the tree (and what its copy-up gets): like is compared with like.
 // `follow`: path is a descriptor's /proc link, which stands for the inode itself.
 static char *xattr_lines (const char *path, int follow) {
+  size_t cap = 256, used = 0;
+  char *out = malloc(cap);
+  if (out == NULL) return NULL;
+  out[0] = 0;
+  static __thread unsigned char meta[65536];
+  ssize_t mlen = follow ? getxattr(path, "user.ostreemeta", meta, sizeof(meta)) : lgetxattr(path, "user.ostreemeta", meta, sizeof(meta));
+  static __thread rg_xattrs_t xs;
+  xs.n = 0;
+  if (mlen >= 0 && rg_ostreemeta_genuine(meta, (size_t) mlen) && rg_ostreemeta_each(meta, (size_t) mlen, collect, &xs) == 0) {
+    qsort(xs.x, xs.n, sizeof(xs.x[0]), cmp_xattrs);
+    for (size_t i = 0; out != NULL && i < xs.n; i++) add_line(&out, &cap, &used, xs.x[i].name, xs.x[i].value, xs.x[i].vlen);
+    return out;
+  }
   char names[65536];
   ssize_t len = follow ? listxattr(path, names, sizeof(names)) : llistxattr(path, names, sizeof(names));
-  if (len < 0) return errno == ENOTSUP ? strdup("") : NULL;
+  if (len < 0) { if (errno == ENOTSUP) return out; free(out); return NULL; }
   const char *list[1024];
   size_t n = 0;
   for (char *nm = names; nm < names + len && n < 1024; nm += strlen(nm) + 1) list[n++] = nm;
   qsort(list, n, sizeof(list[0]), cmp_names);
-  size_t cap = 256, used = 0;
-  char *out = malloc(cap);
   static __thread unsigned char value[65536];
   for (size_t i = 0; out != NULL && i < n; i++) {
     ssize_t vlen = follow ? getxattr(path, list[i], value, sizeof(value)) : lgetxattr(path, list[i], value, sizeof(value));
     if (vlen < 0) continue; // removed meanwhile
-    size_t need = used + strlen(list[i]) + 2 * (size_t) vlen + 3;
-    if (need > cap) {
-      while (cap < need) cap *= 2;
-      char *more = realloc(out, cap);
-      if (more == NULL) { free(out); return NULL; }
-      out = more;
-    }
-    used += sprintf(out + used, "%s=", list[i]);
-    for (ssize_t k = 0; k < vlen; k++) used += sprintf(out + used, "%02x", value[k]);
-    out[used++] = '\n';
+    add_line(&out, &cap, &used, list[i], value, (size_t) vlen);
   }
-  if (out != NULL) out[used] = 0;
   return out;
 }
 

@@ -15,6 +15,10 @@
 
 // Linux 6.9's additions to the protocol (7.40), which Debian 12's linux/fuse.h predates.
 #define RG_FUSE_PASSTHROUGH_FLAGS2 (1u << (37 - 32)) // FUSE_PASSTHROUGH, in init flags2
+// FUSE_DIRECT_IO_ALLOW_MMAP (kernel 6.6+, protocol 7.39), in init flags2: a file opened with
+// O_DIRECT (served direct_io) may still be mapped shared, as on ext4. libfuse 3.14 cannot ask.
+#define RG_FUSE_DIO_MMAP_FLAGS2 (1u << (36 - 32))
+static int init_dio_mmap;
 #define RG_FOPEN_PASSTHROUGH (1u << 7)
 struct rg_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
 #define RG_DEV_IOC_BACKING_OPEN _IOW(FUSE_DEV_IOC_MAGIC, 1, struct rg_backing_map)
@@ -39,6 +43,7 @@ static ssize_t io_read (int fd, void *buf, size_t len, void *userdata) {
     const struct fuse_init_in *in = (const void *) (h + 1);
     c->init_unique = h->unique;
     c->init_pt = c->allow_passthrough && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_PASSTHROUGH_FLAGS2);
+    init_dio_mmap = (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_DIO_MMAP_FLAGS2);
   }
   return n;
 }
@@ -48,6 +53,11 @@ static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) 
   if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
     const struct fuse_out_header *h = iov[0].iov_base;
     if (c->init_unique != 0 && h->unique == c->init_unique) {
+      if (h->error == 0 && init_dio_mmap && iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(uint32_t)) {
+        struct fuse_init_out *o = iov[1].iov_base;
+        o->flags |= FUSE_INIT_EXT;
+        o->flags2 |= RG_FUSE_DIO_MMAP_FLAGS2;
+      }
       if (h->error == 0 && c->init_pt && iov[1].iov_len >= offsetof(struct fuse_init_out, unused) + sizeof(uint32_t)) {
         struct fuse_init_out *o = iov[1].iov_base;
         o->flags |= FUSE_INIT_EXT;
