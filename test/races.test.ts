@@ -54,8 +54,10 @@ async function bounded (mountpoint: string, code: string, args: string[], ms = 1
   const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find(l => l.split(' ')[4] === mountpoint)
   const minor = line?.split(' ')[2]?.split(':')[1]
   if (minor) {
-    if (!fs.existsSync('/sys/fs/fuse/connections/' + minor)) spawnSync('mount', ['-t', 'fusectl', 'fusectl', '/sys/fs/fuse/connections'])
-    fs.writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1')
+    // fusectl, mounted for this only where it is not (and unmounted again): no setting of the
+    // machine is left changed.
+    const mounted = !fs.existsSync('/sys/fs/fuse/connections/' + minor) && spawnSync('mount', ['-t', 'fusectl', 'fusectl', '/sys/fs/fuse/connections']).status === 0
+    try { fs.writeFileSync(`/sys/fs/fuse/connections/${minor}/abort`, '1') } finally { if (mounted) spawnSync('umount', ['/sys/fs/fuse/connections']) }
   }
   await done
   return { hung: true, out }
