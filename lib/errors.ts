@@ -27,6 +27,7 @@ export type GuardErrorCode =
   | 'OSTREE_FAILED'
   | 'NOT_A_REPO'
   | 'BASE_NOT_FOUND'
+  | 'BAD_REF'
   | 'NO_PERMISSION'
 
 /**

@@ -61,6 +61,22 @@ export async function revParse (repo: string, rev: string): Promise<string | nul
   return r.failed ? null : r.stdout.trim()
 }
 
+/** A ref name as ostree takes one: components of [\w\d][-._\w\d]*, joined by "/". */
+const REF = /^(?:[A-Za-z0-9_][-._A-Za-z0-9_]*\/)*[A-Za-z0-9_][-._A-Za-z0-9_]*$/
+
+/**
+ * Whether `ref` can be set in `repo`: a valid name, and not one that an existing ref makes
+ * impossible (refs are files under refs/heads: `os/hooked` cannot exist beside `os`, nor `os`
+ * beside `os/hooked`). Checked before anything runs; BAD_REF with the fix otherwise.
+ */
+export async function checkNewRef (repo: string, ref: string): Promise<void> {
+  if (!REF.test(ref)) throw new GuardError('BAD_REF', `--ref ${ref} is not a ref name ostree takes: use letters, digits, and - . _ in components joined by /`)
+  for (const other of await listRefs(repo)) {
+    if (ref.startsWith(`${other}/`)) throw new GuardError('BAD_REF', `--ref ${ref} cannot be made in ${repo}: the ref ${other} exists, and a ref cannot also be a directory of refs; choose another name (say ${other}-hooked)`)
+    if (other.startsWith(`${ref}/`)) throw new GuardError('BAD_REF', `--ref ${ref} cannot be made in ${repo}: refs below it exist (${other}); choose another name`)
+  }
+}
+
 /** Every ref of the repository. */
 export async function listRefs (repo: string): Promise<string[]> {
   return (await ostree(['refs', `--repo=${repo}`])).split('\n').filter(Boolean)

@@ -2,7 +2,7 @@
 // tree (hooks.json), no work when neither base nor hooks changed, status, and gc of what no
 // deployment uses. S/boot lies on a tmpfs of the test's own: `ostree admin deploy` freezes the
 // filesystem that holds /boot, and the machine's own must never be frozen.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -61,10 +61,10 @@ beforeAll(() => {
   log = join(work, 'hook-runs.log')
 }, 60_000)
 
-afterAll(() => {
+afterAll(async () => {
   try {
     // Deployment roots are immutable (chattr +i, as ostree makes them): undeploy them first.
-    while (deployments(sysroot).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
+    while ((await deployments(sysroot)).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
   } finally {
     try { execFileSync('umount', [join(sysroot, 'boot')]) } finally { rmrf(work) }
   }
@@ -144,7 +144,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     const b = await commitHooks({ repo, base: 'base/b', hooksDir: hooksV1, ref: 'hooks/b' })
     deploy('hooks/b')
     const hooksA = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
-    const deployed = deployments(sysroot).map(d => d.commit)
+    const deployed = (await deployments(sysroot)).map(d => d.commit)
     expect(deployed).toContain(b.commit)
     expect(deployed).toContain(hooksA)
 
@@ -163,7 +163,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
       if (idx < 0) break
       sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', String(idx)])
     }
-    expect(deployments(sysroot).map(d => d.commit)).toEqual([b.commit])
+    expect((await deployments(sysroot)).map(d => d.commit)).toEqual([b.commit])
     const plan = cli(['gc', '--repo', repo, '--sysroot', sysroot, '--dry-run'])
     expect(plan.stdout).toContain('would delete hooks/a (no deployment uses it)')
     expect(refs()).toContain('hooks/a') // a dry run changes nothing
@@ -173,6 +173,47 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     expect(refs()).not.toContain('hooks/a')
     expect(refs()).toContain('hooks/b')
     expect(refs()).toContain('base/a') // not a commit-hooks ref: never gc's to delete
+  })
+
+  it('status and gc take the deployments from ostree: pinned, and never one a failed deploy left', async () => {
+    // A tree with both /etc and /usr/etc: ostree admin deploy refuses it, after making its directory.
+    const bad = join(work, 'tree-both-etc')
+    tree(bad, '6.1.0-bad', 'bad')
+    fs.mkdirSync(join(bad, 'etc'))
+    fs.writeFileSync(join(bad, 'etc/extra'), 'x\n')
+    const badCommit = sh('ostree', ['commit', `--repo=${repo}`, '--branch=base/both-etc', `--tree=dir=${bad}`, '-s', 'both']).trim()
+    const failed = spawnSync('ostree', ['admin', `--sysroot=${sysroot}`, 'deploy', '--os=testos', '--retain', 'base/both-etc'], { encoding: 'utf8' })
+    expect(failed.status).not.toBe(0)
+    sh('ostree', ['admin', `--sysroot=${sysroot}`, 'pin', '0'])
+    try {
+      const status = sh('ostree', ['admin', `--sysroot=${sysroot}`, 'status'])
+      const listed = [...status.matchAll(/([0-9a-f]{64})\.(\d+)/g)].map(m => `${m[1]}.${m[2]}`)
+      const ours = await deployments(sysroot)
+      expect(ours.map(d => `${d.commit}.${d.serial}`)).toEqual(listed)
+      expect(ours.map(d => d.commit)).not.toContain(badCommit)
+      expect(ours.filter(d => d.pinned).length).toBe((status.match(/Pinned: yes/g) ?? []).length)
+      expect(ours[0]!.pinned).toBe(true)
+      const shown = cli(['status', '--sysroot', sysroot])
+      expect(shown.stdout).toMatch(/^testos [0-9a-f]{64}\.\d+ \(pinned\): hooks /m)
+      // ostree's own refs (ostree/0/1/0) are never among what gc considers.
+      const dry = cli(['gc', '--repo', repo, '--sysroot', sysroot, '--dry-run'])
+      expect(dry.status, dry.stderr).toBe(0)
+      expect(refs().some(r => r.startsWith('ostree/'))).toBe(true)
+      expect(dry.stdout).not.toMatch(/ostree\//)
+    } finally {
+      sh('ostree', ['admin', `--sysroot=${sysroot}`, 'pin', '--unpin', '0'])
+    }
+  })
+
+  it('a --ref that cannot exist beside the refs there is refused before any hook runs', () => {
+    const before = hookRuns().length
+    const refsBefore = refs()
+    const line = expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base/a/hooked']))
+    expect(line).toMatch(/--ref base\/a\/hooked cannot be made in .*: the ref base\/a exists, and a ref cannot also be a directory of refs; choose another name/)
+    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base']))).toMatch(/--ref base cannot be made in .*: refs below it exist \(base\/[^)]+\)/)
+    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'bad ref']))).toMatch(/--ref bad ref is not a ref name ostree takes/)
+    expect(hookRuns()).toHaveLength(before)
+    expect(refs()).toEqual(refsBefore)
   })
 
   it('bad input is one line', () => {

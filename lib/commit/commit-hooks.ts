@@ -7,7 +7,7 @@ import { runHooks, type RunHooksOptions } from '../hooks/run.js'
 import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
 import { logger } from '../log.js'
 import { checkMode } from '../mount/preflight.js'
-import { checkRepo, checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse } from '../ostree.js'
+import { checkNewRef, checkRepo, checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse } from '../ostree.js'
 import type { Mode } from '../policy.js'
 import { VERSION } from '../version.js'
 import { hooksJsonOf, writeHooksJson } from './hooks-json.js'
@@ -60,6 +60,7 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
   const base = await revParse(repo, opts.base)
   if (base === null) throw new GuardError('BASE_NOT_FOUND', `base ${opts.base} is not a ref or commit of ${repo}: give one that \`ostree refs\` or \`ostree log\` lists`)
+  await checkNewRef(repo, opts.ref) // before any hook runs: a ref ostree would refuse fails now
   const discovery = discoverHooks(opts.hooksDir)
   const inputs = runInputs(base, discovery.hooks, mode, sandbox)
   const sha = inputsSha256(inputs)

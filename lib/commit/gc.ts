@@ -21,7 +21,7 @@ export interface GcResult {
  */
 export async function gcHookRefs (opts: { repo: string, sysroot?: string, dryRun?: boolean }): Promise<GcResult> {
   checkRepo(opts.repo)
-  const used = new Set(deployments(opts.sysroot ?? '/').map(d => d.commit))
+  const used = new Set((await deployments(opts.sysroot ?? '/')).map(d => d.commit))
   if (!opts.dryRun) {
     try { fs.accessSync(join(opts.repo, 'refs'), fs.constants.W_OK) } catch {
       throw new GuardError('NO_PERMISSION', `gc changes ${opts.repo}, which this user cannot write: run it as root (or as the repository's owner)`)
@@ -29,6 +29,8 @@ export async function gcHookRefs (opts: { repo: string, sysroot?: string, dryRun
   }
   const result: GcResult = { deleted: [], kept: [], pruned: null }
   for (const ref of await listRefs(opts.repo)) {
+    // ostree's own (ostree/0/1/0: the deployments it keeps alive) are never gc's to consider.
+    if (ref.startsWith('ostree/')) continue
     const commit = await revParse(opts.repo, ref)
     if (commit === null || await metadataString(opts.repo, commit, META_INPUTS_SHA256) === null) continue
     if (used.has(commit)) { result.kept.push(ref); continue }
