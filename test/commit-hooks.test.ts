@@ -216,6 +216,16 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     expect(refs()).toEqual(refsBefore)
   })
 
+  it('a hook that makes /etc beside /usr/etc fails the run, and nothing is committed', () => {
+    const refsBefore = refs()
+    const d = hooksDir({ '10-ok': 'true', '20-etc': 'mkdir "$ROOTHOOK_ROOT/etc"; echo x > "$ROOTHOOK_ROOT/etc/extra"', '30-never': `echo 30-never >> ${log}` })
+    const r = cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', d, '--ref', 'hooks/etc'])
+    expect(r.status).toBe(1)
+    expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 20-etc failed: 20-etc made /etc beside /usr/etc: an ostree OS tree keeps its configuration in /usr/etc, and ostree admin deploy refuses a tree with both; write to /usr/etc instead')
+    expect(hookRuns()).not.toContain('30-never')
+    expect(refs()).toEqual(refsBefore)
+  })
+
   it('bad input is one line', () => {
     expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1]))).toMatch(/commit-hooks needs --ref REF/)
     expect(expectOneLineError(cli(['commit-hooks', '--repo', work, '--base', 'x', '--hooks-dir', hooksV1, '--ref', 'r']))).toMatch(/is not an ostree repository/)

@@ -65,7 +65,8 @@ export interface RunReport {
   /** Mutating operations through the mount, all hooks together. */
   totalOperations: number
   /** Why the run failed where no hook's exit says so: the guard's server died, or its mount was
-   *  removed, while `failedHook` ran (its net effect is then unknown). null otherwise. */
+   *  removed, while `failedHook` ran (its net effect is then unknown); or on an ostree OS tree
+   *  (usr/etc, no etc) `failedHook` made a top-level /etc. null otherwise. */
   error: string | null
 }
 

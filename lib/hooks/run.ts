@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { StringDecoder } from 'node:string_decoder'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
@@ -178,6 +180,9 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   await checkSandbox(sandbox)
   if (sandbox === 'chroot') checkChrootRoot(root)
   const rootHasObjects = hasObjects(root)
+  // An ostree OS tree keeps its configuration in usr/etc; a top-level etc beside it is one that
+  // ostree admin deploy refuses ("Tree contains both /etc and /usr/etc").
+  const osTree = existsSync(join(root, 'usr/etc')) && !existsSync(join(root, 'etc'))
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()
@@ -231,6 +236,14 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
       report.hooks.push(ran.report)
       opts.onHookEnd?.(ran.report)
       if (ran.aborted) { failure = 'aborted'; report.failedHook = hook.name; break }
+      const madeEtc = osTree && lost === null && ran.report.activity.changes.some(c => c.path === '/etc' && c.change === 'created')
+      if (madeEtc && !ran.failed && !ran.aborted) {
+        failure = 'failed'
+        report.failedHook = hook.name
+        report.error = `${hook.name} made /etc beside /usr/etc: an ostree OS tree keeps its configuration in /usr/etc, and ostree admin deploy refuses a tree with both; write to /usr/etc instead`
+        detail = report.error
+        break
+      }
       if (lost !== null) {
         failure = 'failed'
         report.failedHook = hook.name
