@@ -28,6 +28,7 @@ export type GuardErrorCode =
   | 'NOT_A_REPO'
   | 'BASE_NOT_FOUND'
   | 'BAD_REF'
+  | 'HOOK_NOT_RUNNABLE'
   | 'NO_PERMISSION'
 
 /**

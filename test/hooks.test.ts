@@ -33,7 +33,7 @@ describe('discoverHooks', () => {
       '.hidden': 'hidden (name starts with ".")',
       '20-dir': 'directory',
       '40-broken': 'broken symlink',
-      noexec: 'not executable'
+      noexec: `not executable (chmod +x ${join(fs.realpathSync(d), 'noexec')} makes it a hook)`
     })
   })
 

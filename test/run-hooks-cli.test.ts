@@ -104,6 +104,21 @@ describe('rofiles-guard run-hooks', () => {
     })
   }
 
+  it('a hook without the run bit is named before any hook runs, with the chmod that fixes it; --strict stops the run', () => {
+    const d = hooks({ '10-ok': 'echo started >&2; touch "$ROOTHOOK_ROOT/var/ran"', '20-noexec': ['true', 0o644] })
+    const co = root()
+    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d])
+    expect(r.status, r.stderr).toBe(0)
+    const fix = `rofiles-guard: skipping 20-noexec: not executable (chmod +x ${join(fs.realpathSync(d), '20-noexec')} makes it a hook)`
+    const lines = r.stderr.split('\n')
+    expect(lines.indexOf(fix)).toBeGreaterThanOrEqual(0)
+    expect(lines.indexOf(fix)).toBeLessThan(lines.indexOf('[10-ok] started'))
+    fs.rmSync(join(co, 'var/ran'))
+    const strict = expectOneLineError(cli(['run-hooks', '--root', co, '--hooks-dir', d, '--strict']))
+    expect(strict).toBe(`rofiles-guard: hook 20-noexec in ${fs.realpathSync(d)} would not run: not executable (chmod +x ${join(fs.realpathSync(d), '20-noexec')} makes it a hook); nothing ran (without --strict it is skipped)`)
+    expect(fs.existsSync(join(co, 'var/ran'))).toBe(false)
+  })
+
   it('report: bad input is one line', () => {
     const out = emptyDir('rg-report-')
     dirs.push(out)

@@ -9,6 +9,7 @@ import { summary } from './summary.js'
 
 export const COMMIT_HOOKS_HELP = `Usage: rofiles-guard commit-hooks --repo REPO --base REV --hooks-dir DIR --ref REF [--mode MODE]
                                   [--sandbox KIND] [--timeout SECONDS] [--force] [--report FILE] [--json]
+                                  [--strict]
 
 Runs the hooks of DIR on a hardlinked checkout of REV (made in REPO/tmp, on the repository's
 filesystem) through the guard, and commits the result to REF with REV as its parent. The tree
@@ -29,6 +30,7 @@ commits nothing and leaves REF as it was. Works as a user on a bare-user reposit
   --force           run even when REF is up to date
   --report FILE     write the run's report as JSON to FILE
   --json            print the result as JSON on stdout (hook output goes to stderr)
+  --strict          an entry of the hooks directory that would not run stops it before any hook
   -h, --help        show this help
 `
 
@@ -42,7 +44,8 @@ export const COMMIT_HOOKS_OPTIONS = {
   timeout: { type: 'string' },
   force: { type: 'boolean' },
   report: { type: 'string' },
-  json: { type: 'boolean' }
+  json: { type: 'boolean' },
+  strict: { type: 'boolean' }
 } as const
 
 function required (values: Record<string, unknown>, name: string, what: string): string {

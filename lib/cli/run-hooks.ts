@@ -5,11 +5,13 @@ import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
 import { DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, runHooks, type RunHooksOptions } from '../hooks/run.js'
 import type { RunReport } from '../hooks/report.js'
 import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
+import { suspicious } from '../hooks/discover.js'
 import { MODE_OPTION, modeOf, parse, type Parsed } from './args.js'
 import { summary } from './summary.js'
 
 export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode MODE]
                                [--sandbox KIND] [--timeout SECONDS] [--report FILE] [--json]
+                               [--strict]
 
 Mounts DIR (a new deployment's hardlinked root) through the guard and runs the hooks of the
 hooks directory in it, one at a time, in byte-wise name order. The first hook that exits
@@ -25,6 +27,9 @@ non-zero, is killed or times out stops the run: that is how a hook blocks an upg
   --timeout SECONDS per hook (default ${DEFAULT_TIMEOUT_MS / 1000})
   --report FILE     write the full report as JSON to FILE
   --json            print the report as JSON on stdout (hook output goes to stderr)
+  --strict          an entry of the hooks directory that would not run (not executable,
+                    broken symlink) stops the run before any hook; by default it is skipped,
+                    and said so before the first hook
   -h, --help        show this help
 
 Each hook runs with the mount as its working directory, stdin closed, and ROOTHOOK_ROOT,
@@ -58,7 +63,8 @@ export const RUN_HOOKS_OPTIONS = {
   sandbox: { type: 'string' },
   timeout: { type: 'string' },
   report: { type: 'string' },
-  json: { type: 'boolean' }
+  json: { type: 'boolean' },
+  strict: { type: 'boolean' }
 } as const
 
 export async function runHooksCommand (argv: string[]): Promise<number> {
@@ -101,7 +107,7 @@ export async function runHooksCommand (argv: string[]): Promise<number> {
  */
 export function hookRunOptions (values: Parsed['values']): {
   sandbox: Sandbox, timeoutMs: number, reportFile: string | null, json: boolean, info: NodeJS.WriteStream,
-  show: Required<Pick<RunHooksOptions, 'onHookStart' | 'onOutput'>>
+  show: Required<Pick<RunHooksOptions, 'onHookStart' | 'onOutput' | 'onDiscovered'>> & { strict: boolean }
 } {
   const sandbox = (values.sandbox ?? 'none') as Sandbox
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(values.sandbox)}': use none, bwrap or chroot`)
@@ -112,6 +118,9 @@ export function hookRunOptions (values: Parsed['values']): {
   return {
     sandbox, timeoutMs, reportFile, json, info,
     show: {
+      strict: Boolean(values.strict),
+      // What will not run is said before the first hook, with what fixes it.
+      onDiscovered: d => { for (const s of suspicious(d.skipped)) process.stderr.write(`rofiles-guard: skipping ${s.name}: ${s.reason}\n`) },
       onHookStart: (h, i, n) => info.write(`==> roothook ${h.name} (${i + 1}/${n})\n`),
       onOutput: (hook, stream, line) => (stream === 'stderr' || json ? process.stderr : process.stdout).write(`[${hook}] ${line}\n`)
     }

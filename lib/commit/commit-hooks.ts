@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { GuardError } from '../errors.js'
-import { discoverHooks } from '../hooks/discover.js'
+import { discoverHooks, refuseUnrunnable } from '../hooks/discover.js'
 import type { RunReport } from '../hooks/report.js'
 import { runHooks, type RunHooksOptions } from '../hooks/run.js'
 import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
@@ -16,7 +16,7 @@ import { inputsJson, inputsSha256, META_INPUTS, META_INPUTS_SHA256, runInputs, t
 const log = logger('commit')
 
 /** What commitHooks runs, and where the result goes. */
-export interface CommitHooksOptions extends Pick<RunHooksOptions, 'timeoutMs' | 'killGraceMs' | 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal'> {
+export interface CommitHooksOptions extends Pick<RunHooksOptions, 'timeoutMs' | 'killGraceMs' | 'env' | 'onOutput' | 'onDiscovered' | 'strict' | 'onHookStart' | 'onHookEnd' | 'signal'> {
   /** The ostree repository (bare, or bare-user as a user). */
   repo: string
   /** The base: a ref or a commit checksum of `repo`. */
@@ -62,6 +62,7 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
   if (base === null) throw new GuardError('BASE_NOT_FOUND', `base ${opts.base} is not a ref or commit of ${repo}: give one that \`ostree refs\` or \`ostree log\` lists`)
   await checkNewRef(repo, opts.ref) // before any hook runs: a ref ostree would refuse fails now
   const discovery = discoverHooks(opts.hooksDir)
+  if (opts.strict) refuseUnrunnable(discovery)
   const inputs = runInputs(base, discovery.hooks, mode, sandbox)
   const sha = inputsSha256(inputs)
 

@@ -16,6 +16,22 @@ export interface Hook {
 /** An entry of the hooks directory that is not a hook, and why ("not executable", ...). */
 export interface SkippedEntry { name: string, reason: string }
 
+/**
+ * Entries that look meant as hooks but will not run (not executable, a broken symlink, ...):
+ * every skipped entry but hidden names and directories. `strict` runs refuse them.
+ */
+export function suspicious (skipped: SkippedEntry[]): SkippedEntry[] {
+  return skipped.filter(s => !s.reason.startsWith('hidden') && s.reason !== 'directory')
+}
+
+/** For strict runs: HOOK_NOT_RUNNABLE, naming the first entry that would not run and its fix. */
+export function refuseUnrunnable (d: Discovery): void {
+  const bad = suspicious(d.skipped)
+  if (!bad.length) return
+  const more = bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''
+  throw new GuardError('HOOK_NOT_RUNNABLE', `hook ${bad[0]!.name} in ${d.dir} would not run: ${bad[0]!.reason}${more}; nothing ran (without --strict it is skipped)`)
+}
+
 /** A hooks directory read: its real path, its hooks in run order, what it skipped. */
 export interface Discovery { dir: string, hooks: Hook[], skipped: SkippedEntry[] }
 
@@ -55,7 +71,7 @@ export function discoverHooks (dir: string): Discovery {
     }
     if (st.isDirectory()) { skipped.push({ name, reason: 'directory' }); continue }
     if (!st.isFile()) { skipped.push({ name, reason: 'not a regular file' }); continue }
-    if ((st.mode & 0o111) === 0) { skipped.push({ name, reason: 'not executable' }); continue }
+    if ((st.mode & 0o111) === 0) { skipped.push({ name, reason: `not executable (chmod +x ${path} makes it a hook)` }); continue }
     let sha256: string
     try {
       sha256 = createHash('sha256').update(fs.readFileSync(path)).digest('hex')

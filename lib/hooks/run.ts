@@ -7,7 +7,7 @@ import { logger } from '../log.js'
 import { mountGuardInternal, type Guard } from '../mount/guard.js'
 import { checkMode, checkSource, checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
-import { discoverHooks, type Hook } from './discover.js'
+import { discoverHooks, refuseUnrunnable, type Discovery, type Hook } from './discover.js'
 import { HookFailedError, RunAbortedError } from './errors.js'
 import { groupMembers, processesUsing, terminate, type KilledProcess } from './leftovers.js'
 import { describeEnd, emptyActivity, TAIL_BYTES, type HookReport, type RunReport } from './report.js'
@@ -41,6 +41,12 @@ export interface RunHooksOptions {
   env?: Record<string, string>
   /** Each line a hook writes, as it comes. */
   onOutput?: (hook: string, stream: 'stdout' | 'stderr', line: string) => void
+  /** Called once the hooks directory is read, before any hook runs: what will run, and the
+   *  entries that will not, each with the reason (a CLI lists them now, not after the run). */
+  onDiscovered?: (discovery: Discovery) => void
+  /** Entries that look meant as hooks but will not run (not executable, broken symlink,
+   *  unreadable) stop the run before any hook (HOOK_NOT_RUNNABLE). Default false: skipped. */
+  strict?: boolean
   /** Called when a hook starts, with its position. */
   onHookStart?: (hook: Hook, index: number, total: number) => void
   /** Called when a hook has ended, with its report (exit status, net effect, refusals). */
@@ -177,6 +183,8 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   const graceMs = opts.killGraceMs ?? 5000
   const root = checkSource(opts.root)
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
+  if (opts.strict) refuseUnrunnable(discovery)
+  opts.onDiscovered?.(discovery)
   await checkSandbox(sandbox)
   if (sandbox === 'chroot') checkChrootRoot(root)
   const rootHasObjects = hasObjects(root)
