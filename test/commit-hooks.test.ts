@@ -216,14 +216,15 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     expect(refs()).toEqual(refsBefore)
   })
 
-  it('a hook that makes /etc beside /usr/etc fails the run, and nothing is committed', () => {
-    const refsBefore = refs()
-    const d = hooksDir({ '10-ok': 'true', '20-etc': 'mkdir "$ROOTHOOK_ROOT/etc"; echo x > "$ROOTHOOK_ROOT/etc/extra"', '30-never': `echo 30-never >> ${log}` })
-    const r = cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', d, '--ref', 'hooks/etc'])
-    expect(r.status).toBe(1)
-    expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 20-etc failed: 20-etc made /etc beside /usr/etc: an ostree OS tree keeps its configuration in /usr/etc, and ostree admin deploy refuses a tree with both; write to /usr/etc instead')
-    expect(hookRuns()).not.toContain('30-never')
-    expect(refs()).toEqual(refsBefore)
+  it('a hook that appends to etc/os-release of the OS tree: committed in usr/etc, and the deployment\'s /etc has it', async () => {
+    const d = hooksDir({ '10-release': 'echo "HOOKED=yes" >> "$ROOTHOOK_ROOT/etc/os-release"' })
+    const r = await commitHooks({ repo, base: 'base/a', hooksDir: d, ref: 'hooks/release' })
+    expect(r.report!.hooks[0]!.activity.changes).toEqual([{ path: '/usr/etc/os-release', change: 'modified', what: ['content'] }])
+    expect(sh('ostree', ['cat', `--repo=${repo}`, 'hooks/release', '/usr/etc/os-release'])).toContain('HOOKED=yes\n')
+    expect(spawnSync('ostree', ['ls', `--repo=${repo}`, 'hooks/release', '/etc']).status).not.toBe(0) // no top-level etc
+    deploy('hooks/release')
+    const dep = (await deployments(sysroot)).find(x => x.commit === r.commit)!
+    expect(fs.readFileSync(join(dep.path, 'etc/os-release'), 'utf8')).toContain('HOOKED=yes\n')
   })
 
   it('bad input is one line', () => {

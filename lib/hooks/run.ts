@@ -244,11 +244,13 @@ export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
       report.hooks.push(ran.report)
       opts.onHookEnd?.(ran.report)
       if (ran.aborted) { failure = 'aborted'; report.failedHook = hook.name; break }
-      const madeEtc = osTree && lost === null && ran.report.activity.changes.some(c => c.path === '/etc' && c.change === 'created')
+      // Through the mount a hook cannot make it (etc is the guard's link to usr/etc there); by
+      // the root's own path, a hook in sandbox none can.
+      const madeEtc = osTree && lost === null && existsSync(join(root, 'etc'))
       if (madeEtc && !ran.failed && !ran.aborted) {
         failure = 'failed'
         report.failedHook = hook.name
-        report.error = `${hook.name} made /etc beside /usr/etc: an ostree OS tree keeps its configuration in /usr/etc, and ostree admin deploy refuses a tree with both; write to /usr/etc instead`
+        report.error = `${hook.name} left ${join(root, 'etc')} beside ${join(root, 'usr/etc')}: an ostree OS tree keeps its configuration in /usr/etc, and ostree admin deploy refuses a tree with both; write to /usr/etc (or /etc through the mount) instead`
         detail = report.error
         break
       }

@@ -17,6 +17,9 @@ export interface At { dirfd: number, name: string, base: string }
  *  `proc` ("/proc/self/fd/N") reaches that inode itself with calls that follow. */
 export interface Pin { fd: number, proc: string, own: boolean, nameless: boolean }
 
+/** Where the made-up /etc link of an ostree OS tree leads (see Backing.isEtcAlias). */
+export const ETC_ALIAS_TARGET = 'usr/etc'
+
 const RESERVED = '.rofiles-guard-copyup.'
 /** The guard's own temporaries (native/copyup.h): never visible or usable through the mount. */
 export const isReserved = (p: string): boolean => p.slice(p.lastIndexOf('/') + 1).startsWith(RESERVED)
@@ -54,6 +57,33 @@ export class Backing {
   pin (p: string): Pin | number {
     const fd = p === '/' ? sysops().openBeneath(this.rootFd, '', sysops().O_PATH) : this.withAt(p, a => sysops().openBeneath(a.dirfd, a.base, sysops().O_PATH | C.O_NOFOLLOW))
     return fd < 0 ? fd : { fd, proc: `/proc/self/fd/${fd}`, own: true, nameless: false }
+  }
+
+  /**
+   * Whether `p` is the /etc link the mount makes up on an ostree OS tree: the root has usr/etc
+   * and no etc (native/core/ops.c has the same). It reads as a symlink to usr/etc and cannot be
+   * changed, so that /etc/... and etc/... land in usr/etc.
+   */
+  isEtcAlias (p: string): boolean {
+    if (p !== '/etc') return false
+    const st = new BigInt64Array(STAT_SLOTS)
+    if (sysops().lstat(`/proc/self/fd/${this.rootFd}/etc`, st) !== -2 /* ENOENT */) return false
+    const fd = sysops().openBeneath(this.rootFd, 'usr/etc', sysops().O_PATH | C.O_DIRECTORY)
+    if (fd < 0) return false
+    fs.closeSync(fd)
+    return true
+  }
+
+  /** The made-up /etc link's attributes: the root's owner and times, a symlink of its own. */
+  etcAliasStat (): BigInt64Array {
+    const st = new BigInt64Array(STAT_SLOTS)
+    sysops().fstat(this.rootFd, st)
+    st[ST.mode] = BigInt(C.S_IFLNK | 0o777)
+    st[ST.nlink] = 1n
+    st[ST.size] = BigInt(ETC_ALIAS_TARGET.length)
+    st[ST.ino] = -2n
+    st[ST.blocks] = 0n
+    return st
   }
 
   unpin (p: Pin): void {

@@ -36,6 +36,44 @@ static void reply_entry (fuse_req_t req, rg_node_t *parent, const char *name, co
   if (fuse_reply_entry(req, &e) != 0) rg_node_forget(n, 1);
 }
 
+// --- /etc of an ostree OS tree ------------------------------------------------------------------
+
+// An ostree OS tree keeps its configuration in usr/etc and has no top-level etc (ostree makes
+// /etc at deploy time, and refuses a tree with both). While the root is such a tree, the mount
+// shows `etc` as a symlink to usr/etc, made up by the guard and never in the root: a hook's
+// /etc/... (a sandbox with the root as /) and relative etc/... (sandbox none) land in usr/etc,
+// as rpm-ostree's script runner shows usr/etc at /etc. The link can be read, not changed.
+#define RG_ALIAS_TARGET "usr/etc"
+#define RG_ALIAS_INO ((ino_t) -2)
+#define RG_ALIAS_OFF ((off_t) INT64_MAX - 1)
+
+static int is_alias_name (rg_core_t *c, rg_node_t *parent, const char *name) {
+  if (parent->parent != NULL || strcmp(name, "etc") != 0) return 0;
+  struct stat st;
+  if (fstatat(c->root_fd, "etc", &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) return 0;
+  int fd = rg_open_beneath(c->root_fd, RG_ALIAS_TARGET, O_PATH | O_DIRECTORY);
+  if (fd < 0) return 0;
+  close(fd);
+  return 1;
+}
+
+// The link's attributes: the root's owner and times, a symlink's mode, an inode of its own.
+static void alias_stat (rg_core_t *c, struct stat *st) {
+  fstat(c->root_fd, st);
+  st->st_mode = S_IFLNK | 0777;
+  st->st_nlink = 1;
+  st->st_size = (off_t) strlen(RG_ALIAS_TARGET);
+  st->st_ino = RG_ALIAS_INO;
+  st->st_blocks = 0;
+}
+
+static int is_alias_node (rg_node_t *n) {
+  rg_lock();
+  int r = n->hashed && n->parent != NULL && n->parent->parent == NULL && n->ino == RG_ALIAS_INO && strcmp(n->name, "etc") == 0;
+  rg_unlock();
+  return r;
+}
+
 // --- reaching a node ---------------------------------------------------------------------------
 
 // A request's node, pinned: an O_PATH descriptor on the inode served, opened once with no symlink
@@ -86,6 +124,7 @@ static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named)
   rg_unlock();
   t->nameless = !hashed;
   if (!hashed && fd < 0) return replaced ? -ESTALE : -ENOENT;
+  if (hashed && is_alias_node(n)) return -EPERM; // the made-up /etc link: read only (see above)
   if (n->parent == NULL) fd = c->root_fd;
   else if (hashed) {
     int r = rg_loc_node(c, n, &t->loc);
@@ -317,6 +356,7 @@ static void op_lookup (fuse_req_t req, fuse_ino_t parent, const char *name) {
   struct stat st;
   r = stat_child(p, l.dirfd, l.name, &st);
   rg_loc_done(&l);
+  if (r == -ENOENT && is_alias_name(c, p, name)) { alias_stat(c, &st); r = 0; }
   if (r == 0) { reply_entry(req, p, name, &st); return; }
   if (r != -ENOENT) { fuse_reply_err(req, -r); return; }
   // A negative entry, kept as long as names are: a name this mount creates replaces it.
@@ -340,6 +380,7 @@ static void op_forget_multi (fuse_req_t req, size_t count, struct fuse_forget_da
 // the object, and the name's attributes are the copy's.
 static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
+  if (is_alias_node(rg_node(ino))) { struct stat st; alias_stat(c, &st); fuse_reply_attr(req, &st, RG_TIMEOUT); return; }
   rg_target_t t;
   int r = target_open(c, &t, ino, 0);
   if (r < 0) { fuse_reply_err(req, -r); return; }
@@ -350,6 +391,7 @@ static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 static void op_readlink (fuse_req_t req, fuse_ino_t ino) {
   rg_core_t *c = CORE(req);
+  if (is_alias_node(rg_node(ino))) { fuse_reply_readlink(req, RG_ALIAS_TARGET); return; }
   rg_target_t t;
   int r = target_open(c, &t, ino, 0);
   if (r < 0) { fuse_reply_err(req, -r); return; }
@@ -387,10 +429,12 @@ static void op_statfs (fuse_req_t req, fuse_ino_t ino) {
 } while (0)
 
 static void op_getxattr (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  if (is_alias_node(rg_node(ino))) { fuse_reply_err(req, ENODATA); return; }
   XATTR_READ(req, ino, size, getxattr(at, name, buf, size));
 }
 
 static void op_listxattr (fuse_req_t req, fuse_ino_t ino, size_t size) {
+  if (is_alias_node(rg_node(ino))) { if (size == 0) fuse_reply_xattr(req, 0); else fuse_reply_buf(req, NULL, 0); return; }
   XATTR_READ(req, ino, size, listxattr(at, buf, size));
 }
 
@@ -430,12 +474,35 @@ static void readdir_common (fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
   if (d == NULL) { fuse_reply_err(req, err); return; }
   char *buf = malloc(size);
   if (buf == NULL) { closedir(d); fuse_reply_err(req, ENOMEM); return; }
+  // The made-up /etc link of an OS tree comes last, at an offset of its own: after it, nothing.
+  int alias = dir->parent == NULL && off != RG_ALIAS_OFF && is_alias_name(CORE(req), dir, "etc");
+  if (off == RG_ALIAS_OFF) { closedir(d); fuse_reply_buf(req, buf, 0); free(buf); return; }
   if (off != 0) seekdir(d, off);
   size_t used = 0;
   struct dirent *de;
   for (;;) {
     errno = 0;
-    if ((de = readdir(d)) == NULL) { err = errno; break; }
+    if ((de = readdir(d)) == NULL) {
+      err = errno;
+      if (err == 0 && alias) {
+        struct stat st;
+        alias_stat(CORE(req), &st);
+        size_t n;
+        if (plus) {
+          rg_node_t *node = rg_node_ref(dir, "etc", &st);
+          if (node == NULL) break;
+          struct fuse_entry_param e;
+          entry_of(&e, node, &st);
+          n = fuse_add_direntry_plus(req, buf + used, size - used, "etc", &e, RG_ALIAS_OFF);
+          if (n > size - used) { rg_node_forget(node, 1); break; }
+        } else {
+          n = fuse_add_direntry(req, buf + used, size - used, "etc", &st, RG_ALIAS_OFF);
+          if (n > size - used) break;
+        }
+        used += n;
+      }
+      break;
+    }
     if (rg_reserved_name(de->d_name)) continue;
     size_t n;
     if (plus && !is_dot(de->d_name)) {
@@ -698,8 +765,9 @@ static void op_removexattr (fuse_req_t req, fuse_ino_t ino, const char *name) {
 // (*path, malloc'd). 0 or -errno.
 static int child (rg_core_t *c, rg_node_t *parent, const char *name, rg_loc_t *l, char **path) {
   l->own = 0;
-  // The guard's own temporaries are no name a hook may make, remove, or rename to or from.
-  if (rg_reserved_name(name)) return -EPERM;
+  // The guard's own temporaries are no name a hook may make, remove, or rename to or from; nor
+  // is the made-up /etc link of an OS tree.
+  if (rg_reserved_name(name) || is_alias_name(c, parent, name)) return -EPERM;
   int r = rg_loc_child(c, parent, name, l);
   if (r < 0) return r;
   *path = rg_child_path(parent, name);

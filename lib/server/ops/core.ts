@@ -66,6 +66,7 @@ export function makeCore (ctx: OpsContext) {
     const hidden = handles.hiddenFd(path)
     if (hidden !== undefined) return { fd: hidden, proc: `/proc/self/fd/${hidden}`, own: false, nameless: true }
     if (isReserved(path)) return ENOENT
+    if (backing.isEtcAlias(path)) return EPERM // made up, read only: see Backing.isEtcAlias
     return backing.pin(path)
   }
 
@@ -211,7 +212,7 @@ export function makeCore (ctx: OpsContext) {
       return cb(EROFS)
     }
     const target = path2 ?? path
-    if (isReserved(target)) { journal.record(op, target, errnoName(EPERM)); return cb(EPERM) }
+    if (isReserved(target) || backing.isEtcAlias(target)) { journal.record(op, target, errnoName(EPERM)); return cb(EPERM) }
     const before = priorAt(target)
     const r = backing.withAt(target, a => attempt(() => {
       make(a)

@@ -16,7 +16,7 @@ export function nameOps (core: Core): FuseOps {
       journal.record(op, path, 'denied')
       return cb(EROFS)
     }
-    if (isReserved(path)) return cb(EPERM)
+    if (isReserved(path) || backing.isEtcAlias(path)) return cb(EPERM)
     const before = priorAt(path)
     const r = backing.withAt(path, a => attempt(() => remove(a.name)))
     journal.record(op, path, r < 0 ? errnoName(r) : 'ok', undefined, before)
@@ -39,7 +39,7 @@ export function nameOps (core: Core): FuseOps {
 
     link (src, dest, cb) {
       // A new name for an existing inode: ownership stays the inode's.
-      if (isReserved(src)) return cb(EPERM)
+      if (isReserved(src) || backing.isEtcAlias(src)) return cb(EPERM)
       linkName(src, dest, cb)
     },
 
@@ -57,7 +57,7 @@ export function nameOps (core: Core): FuseOps {
         journal.record('rename', src, 'denied', dest)
         return cb(EROFS)
       }
-      if (isReserved(src) || isReserved(dest)) return cb(EPERM)
+      if (isReserved(src) || isReserved(dest) || backing.isEtcAlias(src) || backing.isEtcAlias(dest)) return cb(EPERM)
       if (handles.isHiddenName(dest)) {
         // libfuse hiding a file unlinked while open: to the user this is an unlink.
         const before = priorAt(src)

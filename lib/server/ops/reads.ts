@@ -2,8 +2,10 @@ import * as fs from 'node:fs'
 import type { FuseOps } from 'fuse-native'
 import { getXattr, listXattrs } from '../../native/sysops.js'
 import { STAT_SLOTS } from '../../native/abi.js'
-import { isReserved } from '../backing.js'
+import { ETC_ALIAS_TARGET, isReserved } from '../backing.js'
 import { EIO, ERANGE, attempt, type Core } from './core.js'
+
+const ENODATA = -61
 
 /** Reads: served as they are, never refused; each on the name in its pinned directory, or on the
  *  inode pinned, never through a symlink. */
@@ -11,6 +13,7 @@ export function readOps (core: Core): FuseOps {
   const { s, root, backing, pin, withPin } = core
   return {
     getattr (path, cb) {
+      if (backing.isEtcAlias(path)) return cb(0, backing.etcAliasStat())
       const r = withPin(path, (_p, st) => st)
       if (typeof r === 'number') return cb(r)
       cb(0, r)
@@ -43,22 +46,28 @@ export function readOps (core: Core): FuseOps {
       if (typeof r === 'number') return cb(r)
       const [all, slots] = r
       const keep = all.map((n, i) => [n, i] as const).filter(([n]) => !isReserved(n))
-      cb(0, keep.map(([n]) => n), keep.map(([, i]) => slots.subarray(i * 16, i * 16 + 16)))
+      const names = keep.map(([n]) => n)
+      const stats = keep.map(([, i]) => slots.subarray(i * 16, i * 16 + 16))
+      if (path === '/' && backing.isEtcAlias('/etc')) { names.push('etc'); stats.push(backing.etcAliasStat()) }
+      cb(0, names, stats)
     },
 
     readlink (path, cb) {
+      if (backing.isEtcAlias(path)) return cb(0, ETC_ALIAS_TARGET)
       const r = withPin(path, p => s.readlinkFd(p.fd))
       if (typeof r === 'number') return cb(r)
       cb(0, r)
     },
 
     getxattr (path, name, _position, cb) {
+      if (backing.isEtcAlias(path)) return cb(ENODATA)
       const v = withPin(path, p => getXattr(p.proc, name, true))
       if (typeof v === 'number') return cb(v)
       cb(0, v)
     },
 
     listxattr (path, cb) {
+      if (backing.isEtcAlias(path)) return cb(0, [])
       const r = withPin(path, p => listXattrs(p.proc, true))
       if (typeof r === 'number') return cb(r)
       if (r.errno < 0) return cb(r.errno === ERANGE ? EIO : r.errno)
