@@ -3,14 +3,24 @@
 // teardown looks only at mounts below it. A FUSE mount of someone else's, made here outside that
 // directory, must still be mounted at the end: the run never unmounts what it did not make.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { fuseMounts } from './helpers/mounts.js'
 
 const outside = tmpdir()
 let run = ''
 let foreign: { dir: string, mp: string } | null = null
+let reach: { dir: string, mp: string } | null = null
+
+/** Whether another user can reach `dir`: every directory on the way lets others search it. */
+function reachable (dir: string): boolean {
+  for (let d = dir; ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false
+    if (dirname(d) === d) return true
+  }
+}
 
 function mountsUnder (dir: string): string[] {
   return fuseMounts().map(m => m.mountpoint).filter(p => p.startsWith(dir + '/'))
@@ -20,6 +30,19 @@ export function setup (): void {
   run = mkdtempSync(join(outside, 'rg-test-run-'))
   chmodSync(run, 0o755) // tests run commands as another user in mounts below it
   process.env.TMPDIR = run
+  // The tests run the package as a throwaway user too. A checkout under a directory that user
+  // cannot search (root's home, say) is shown to it through a bind mount of the checkout in a
+  // directory it can: ROFILES_GUARD_TEST_PKG (test/helpers/cli.ts).
+  const pkg = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '')
+  if (!reachable(pkg)) {
+    const dir = mkdtempSync(join(outside, 'rg-pkg-'))
+    chmodSync(dir, 0o755)
+    const mp = join(dir, 'pkg')
+    mkdirSync(mp)
+    execFileSync('mount', ['--bind', pkg, mp])
+    reach = { dir, mp }
+    process.env.ROFILES_GUARD_TEST_PKG = mp
+  }
   // Someone else's mount: ostree's rofiles-fuse on a directory of its own.
   const dir = mkdtempSync(join(outside, 'rg-foreign-'))
   const mp = join(dir, 'mnt')
@@ -38,6 +61,10 @@ export function teardown (): void {
   if (foreign) {
     if (foreignKept) execFileSync('fusermount', ['-u', foreign.mp])
     rmSync(foreign.dir, { recursive: true, force: true })
+  }
+  if (reach) {
+    execFileSync('umount', [reach.mp])
+    rmSync(reach.dir, { recursive: true, force: true })
   }
   execFileSync('rm', ['-rf', run]) // rm(1) also removes paths past PATH_MAX
   if (left.length) throw new Error(`tests left FUSE mounts behind: ${left.join(', ')}`)

@@ -4,13 +4,12 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CLI } from './helpers/cli.js'
+import { CLI, PKG } from './helpers/cli.js'
 import { buildTree, emptyDir, rmrf, snapshotObjects, type ObjectState } from './helpers/fixture.js'
 
 const USER = `rgu${process.pid}`
-const RUNNER = fileURLToPath(new URL('./helpers/user-run.mjs', import.meta.url))
+const RUNNER = join(PKG, 'test/helpers/user-run.mjs')
 let uid = 0
 let gid = 0
 let work: string

@@ -1,7 +1,10 @@
 import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+/** The package's directory as every user of the tests can reach it (see test/global-setup.ts). */
+export const PKG = process.env.ROFILES_GUARD_TEST_PKG ?? fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '')
+export const CLI = join(PKG, 'dist/cli/main.js')
 
 export interface CliResult { status: number | null, stdout: string, stderr: string }
 
