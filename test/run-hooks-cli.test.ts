@@ -1,5 +1,6 @@
 // `rofiles-guard run-hooks` and `rofiles-guard demo` as users run them.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { tmpdir } from 'node:os'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -205,6 +206,44 @@ describe('rofiles-guard run-hooks', () => {
       expect(fs.existsSync(mp)).toBe(false) // the temporary mountpoint is removed too
     })
   }
+})
+
+describe('leftovers', () => {
+  it('cleanup removes the empty temporary mountpoint of a run whose process is gone, and no other', () => {
+    const tmp = fs.realpathSync(tmpdir())
+    // A run that was killed: its pid is gone (a reaped child's). A live run: this process.
+    const dead = spawnSync('true').pid!
+    const stale = join(tmp, `rofiles-guard-${dead}-AbC123`)
+    const live = join(tmp, `rofiles-guard-${process.pid}-XyZ789`)
+    const other = join(tmp, `rofiles-guard-${dead}-full00`)
+    for (const d of [stale, live, other]) fs.mkdirSync(d)
+    fs.writeFileSync(join(other, 'keep'), 'not empty: not ours to remove')
+    dirs.push(live, other)
+    const dry = cli(['cleanup', '--dry-run'])
+    expect(dry.stdout).toContain(`would remove temporary mountpoint ${stale} (its run is gone)`)
+    expect(fs.existsSync(stale)).toBe(true)
+    const r = cli(['cleanup'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`removed temporary mountpoint ${stale} (its run is gone)`)
+    expect(r.stdout).not.toContain(live)
+    expect(r.stdout).not.toContain(other)
+    expect(fs.existsSync(stale)).toBe(false)
+    expect(fs.existsSync(live)).toBe(true)
+  })
+
+  it('an interrupted run in bwrap names the hook\'s own processes, not bwrap', async () => {
+    const co = root()
+    const d = hooks({ '10-wait': `echo waiting; sleep 1000` })
+    const out = emptyDir('rg-report-')
+    dirs.push(out)
+    const child = spawn(process.execPath, [CLI, 'run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'bwrap', '--report', join(out, 'r.json')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    await new Promise<void>(resolve => child.stdout.on('data', c => { if (String(c).includes('waiting')) resolve() }))
+    child.kill('SIGINT')
+    expect(await new Promise<number | null>(resolve => child.on('exit', c => resolve(c)))).toBe(130)
+    const report = JSON.parse(fs.readFileSync(join(out, 'r.json'), 'utf8')) as { hooks: Array<{ killed: Array<{ command: string }> }> }
+    // The hook's processes die with the sandbox's PID namespace; bwrap itself is no leftover.
+    expect(report.hooks[0]!.killed.filter(k => /(^|\/)bwrap( |$)|^\[bwrap\]$/.test(k.command))).toEqual([])
+  })
 })
 
 describe('rofiles-guard demo', () => {

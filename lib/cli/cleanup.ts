@@ -1,5 +1,6 @@
-import { statSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { GuardError } from '../errors.js'
 import { guardMounts } from '../mount/mountinfo.js'
 import { unmountPath } from '../mount/unmount.js'
@@ -8,14 +9,28 @@ import { parse } from './args.js'
 export const CLEANUP_HELP = `Usage: rofiles-guard cleanup [--dry-run] [DIR]
 
 Finds the mounts of rofiles-guard on this machine (and no others), removes those whose server is
-gone ("Transport endpoint is not connected") and lists the live ones, which it leaves alone.
+gone ("Transport endpoint is not connected") and lists the live ones, which it leaves alone. It
+also removes the empty temporary mountpoints (TMPDIR/rofiles-guard-PID-*) of runs whose process
+is gone (one killed with SIGKILL, say).
 
   DIR         only mounts at DIR or below it
   --dry-run   list what would be removed, and remove nothing
   -h, --help  show this help
 `
 
-export interface CleanupResult { removed: string[], live: string[] }
+export interface CleanupResult {
+  removed: string[]
+  live: string[]
+  /** Empty temporary mountpoints of runs whose process is gone, removed (or, dry run, to be). */
+  directories: string[]
+}
+
+/** A temporary mountpoint of mountGuard: TMPDIR/rofiles-guard-PID-XXXXXX. */
+const TEMP_MOUNTPOINT = /^rofiles-guard-(\d+)-[A-Za-z0-9]{6}$/
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
 
 function under (dir: string | null, p: string): boolean {
   return dir === null || dir === '/' || p === dir || p.startsWith(dir + '/')
@@ -24,7 +39,7 @@ function under (dir: string | null, p: string): boolean {
 /** Our stale mounts (at or below `dir`) removed, or only listed with `dryRun`; live ones listed. */
 export async function cleanupStale (opts: { dir?: string, dryRun?: boolean } = {}): Promise<CleanupResult> {
   const dir = opts.dir === undefined ? null : resolve(opts.dir)
-  const result: CleanupResult = { removed: [], live: [] }
+  const result: CleanupResult = { removed: [], live: [], directories: [] }
   for (const m of guardMounts()) {
     if (!under(dir, m.mountpoint)) continue
     let broken = false
@@ -32,6 +47,21 @@ export async function cleanupStale (opts: { dir?: string, dryRun?: boolean } = {
     if (!broken) { result.live.push(m.mountpoint); continue }
     if (!opts.dryRun) await unmountPath(m.mountpoint, 500)
     result.removed.push(m.mountpoint)
+  }
+  const mounted = new Set(guardMounts().map(m => m.mountpoint))
+  let parent = ''
+  try { parent = realpathSync(tmpdir()) } catch { return result }
+  let names: string[] = []
+  try { names = readdirSync(parent) } catch { /* nothing to look at */ }
+  for (const name of names) {
+    const m = TEMP_MOUNTPOINT.exec(name)
+    const p = join(parent, name)
+    if (!m || !under(dir, p) || mounted.has(p) || alive(Number(m[1]))) continue
+    try {
+      if (!statSync(p).isDirectory() || readdirSync(p).length) continue
+      if (!opts.dryRun) rmdirSync(p)
+      result.directories.push(p)
+    } catch { /* gone meanwhile, or still a mount: left */ }
   }
   return result
 }
@@ -45,6 +75,7 @@ export async function cleanupCommand (argv: string[]): Promise<number> {
   const r = await cleanupStale({ ...(dir !== undefined ? { dir } : {}), dryRun })
   for (const p of r.removed) process.stdout.write(`${dryRun ? 'would remove' : 'removed'} stale mount ${p}\n`)
   for (const p of r.live) process.stdout.write(`live mount ${p} (left alone; \`rofiles-guard unmount ${p}\` ends it)\n`)
-  if (!r.removed.length && !r.live.length) process.stdout.write('no rofiles-guard mounts\n')
+  for (const p of r.directories) process.stdout.write(`${dryRun ? 'would remove' : 'removed'} temporary mountpoint ${p} (its run is gone)\n`)
+  if (!r.removed.length && !r.live.length && !r.directories.length) process.stdout.write('no rofiles-guard mounts\n')
   return 0
 }

@@ -45,6 +45,11 @@ export function processesUsing (mountpoint: string, exclude: Set<number>): Kille
   return out
 }
 
+/** Whether `pid` is a bubblewrap process: the launcher of a bwrap or chroot sandbox. */
+export function isLauncher (pid: number): boolean {
+  try { return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bwrap' } catch { return false }
+}
+
 function signalGroup (pgid: number, sig: NodeJS.Signals): void {
   try { process.kill(-pgid, sig) } catch { /* group gone */ }
 }

@@ -9,7 +9,7 @@ import { checkMode, checkSource, checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, refuseUnrunnable, type Discovery, type Hook } from './discover.js'
 import { HookFailedError, RunAbortedError } from './errors.js'
-import { groupMembers, processesUsing, terminate, type KilledProcess } from './leftovers.js'
+import { groupMembers, isLauncher, processesUsing, terminate, type KilledProcess } from './leftovers.js'
 import { describeEnd, emptyActivity, TAIL_BYTES, type HookReport, type RunReport } from './report.js'
 import { checkSandbox, isSandbox, launch, type Sandbox } from './sandbox.js'
 import { checkChrootRoot, whyNotStartable } from './startable.js'
@@ -155,13 +155,15 @@ async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandb
   // Whatever of the hook still runs in or on the mount is ended: its group, and any process
   // with its cwd, root or a file in the mount (a daemon that left the group, for instance).
   const exclude = new Set([process.pid, guard.pid])
-  const killed: KilledProcess[] = pgid === undefined ? [] : groupMembers(pgid)
+  const ended: KilledProcess[] = pgid === undefined ? [] : groupMembers(pgid)
   for (const u of processesUsing(guard.mountpoint, exclude)) {
-    if (!killed.some(k => k.pid === u.pid)) killed.push(u)
+    if (!ended.some(k => k.pid === u.pid)) ended.push(u)
   }
-  if (killed.length) {
-    await terminate(killed.map(k => k.pid), pgid !== undefined ? [pgid] : [], o.graceMs)
-    log('%s left processes behind, ended: %o', hook.name, killed)
+  // The sandbox's own bwrap is ended with the rest, but it is not the hook's leftover.
+  const killed = o.sandbox === 'none' ? ended : ended.filter(k => !isLauncher(k.pid))
+  if (ended.length) {
+    await terminate(ended.map(k => k.pid), pgid !== undefined ? [pgid] : [], o.graceMs)
+    log('%s left processes behind, ended: %o', hook.name, ended)
   }
   await Promise.all(ending)
   await sub.catch(() => undefined)

@@ -208,7 +208,8 @@ export async function mountGuardInternal (root: string, opts: GuardOptions = {})
     // The temporary mountpoint is checked like a given one, before it is made.
     const parent = realpathSync(tmpdir())
     checkOverlap(join(parent, 'rofiles-guard-XXXXXX'), rootReal, `the temporary mountpoint would lie inside the source: pass a mountpoint outside ${rootReal}`)
-    mountpoint = mkdtempSync(join(parent, 'rofiles-guard-'))
+    // Named with our pid: `rofiles-guard cleanup` removes one whose process is gone (TEMP_MOUNTPOINT).
+    mountpoint = mkdtempSync(join(parent, `rofiles-guard-${process.pid}-`))
     owns = true
   }
   const { child, stderrTail } = startServer({ root: rootReal, mountpoint, mode, detached: false, ownsMountpoint: owns })
