@@ -1,4 +1,4 @@
-import { existsSync, realpathSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { GuardError } from './errors.js'
@@ -39,7 +39,9 @@ export async function commitTree (repo: string, branch: string, tree: string, su
 
 /** A hardlinked checkout (`-H`; as a user also `-U`): every file is a repository object. */
 export async function checkoutHardlinked (repo: string, ref: string, dest: string): Promise<void> {
-  await ostree(['checkout', `--repo=${repo}`, '-H', ...(isRoot() ? [] : ['-U']), ref, dest])
+  // A bare-user repository hardlinks only into a user-mode checkout, whoever checks out.
+  const user = !isRoot() || /^\s*mode\s*=\s*bare-user\s*$/m.test(readFileSync(join(repo, 'config'), 'utf8'))
+  await ostree(['checkout', `--repo=${repo}`, '-H', ...(user ? ['-U'] : []), ref, dest])
 }
 
 export async function fsckRepo (repo: string): Promise<{ ok: boolean, output: string }> {

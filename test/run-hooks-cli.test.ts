@@ -5,7 +5,7 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { checkout, emptyDir, fsck, makeRepo, rmrf, type Repo } from './helpers/fixture.js'
+import { checkout, emptyDir, fsck, makeRepo, rmrf, snapshotObjects, type Repo } from './helpers/fixture.js'
 import { CLI, cli, expectOneLineError } from './helpers/cli.js'
 import { hooksDir } from './helpers/hooks.js'
 import { expectValidReport } from './helpers/schema.js'
@@ -206,6 +206,49 @@ describe('rofiles-guard run-hooks', () => {
       expect(fs.existsSync(mp)).toBe(false) // the temporary mountpoint is removed too
     })
   }
+})
+
+describe('run-hooks --repo --ref: a hook author\'s loop', () => {
+  it('each run starts from the commit on a throwaway checkout, removed after success and failure; --keep keeps one', () => {
+    const objects = snapshotObjects(repo.repo)
+    const scratch = (): string[] => fs.readdirSync(join(repo.repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-'))
+    const d = hooks({ '10-b': 'echo "b = 3" >> "$ROOTHOOK_ROOT/etc/conf"' })
+    for (let i = 0; i < 2; i++) {
+      const out = emptyDir('rg-report-')
+      dirs.push(out)
+      const r = cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--mode', 'copyup', '--report', join(out, 'r.json')])
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/✓ 10-b \[ok, [\d.]+ s\]: changed 1 path \(\/etc\/conf \(content\)\); copied up 1 object/)
+      expect(scratch()).toEqual([])
+    }
+    const failing = hooks({ '10-b': 'echo "b = 3" >> "$ROOTHOOK_ROOT/etc/conf"', '20-fail': 'exit 3' })
+    expect(cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', failing, '--mode', 'copyup']).status).toBe(1)
+    expect(scratch()).toEqual([])
+    const kept = join(repo.dir, `kept-${Date.now()}`)
+    dirs.push(kept)
+    expect(cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--mode', 'copyup', '--keep', kept]).status).toBe(0)
+    expect(fs.readFileSync(join(kept, 'etc/conf'), 'utf8')).toBe('original config\nb = 3\n')
+    expect(snapshotObjects(repo.repo)).toEqual(objects)
+  })
+
+  it('Ctrl-C during the run: the throwaway checkout is removed too', async () => {
+    const d = hooks({ '10-wait': 'echo waiting; sleep 1000' })
+    const child = spawn(process.execPath, [CLI, 'run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d], { stdio: ['ignore', 'pipe', 'pipe'] })
+    await new Promise<void>(resolve => child.stdout.on('data', c => { if (String(c).includes('waiting')) resolve() }))
+    expect(fs.readdirSync(join(repo.repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-run-'))).toHaveLength(1)
+    child.kill('SIGINT')
+    expect(await new Promise<number | null>(resolve => child.on('exit', c => resolve(c)))).toBe(130)
+    expect(fs.readdirSync(join(repo.repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-run-'))).toEqual([])
+  })
+
+  it('bad input is one line, and nothing is checked out', () => {
+    const d = hooks({ '10-ok': 'true' })
+    expect(expectOneLineError(cli(['run-hooks', '--root', root(), '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d]))).toMatch(/takes --root DIR, or --repo REPO --ref REF, not both/)
+    expect(expectOneLineError(cli(['run-hooks', '--repo', repo.repo, '--hooks-dir', d]))).toMatch(/--repo and --ref go together/)
+    expect(expectOneLineError(cli(['run-hooks', '--repo', repo.repo, '--ref', 'no/such', '--hooks-dir', d]))).toMatch(/ref no\/such is not a ref or commit of/)
+    expect(expectOneLineError(cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--keep', repo.dir]))).toMatch(/keep: .* exists: give a new directory/)
+    expect(fs.readdirSync(join(repo.repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-'))).toEqual([])
+  })
 })
 
 describe('leftovers', () => {

@@ -12,12 +12,18 @@ import { summary } from './summary.js'
 export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode MODE]
                                [--sandbox KIND] [--timeout SECONDS] [--report FILE] [--json]
                                [--strict]
+       rofiles-guard run-hooks --repo REPO --ref REF [--keep DIR] [OPTIONS as above]
 
 Mounts DIR (a new deployment's hardlinked root) through the guard and runs the hooks of the
 hooks directory in it, one at a time, in byte-wise name order. The first hook that exits
 non-zero, is killed or times out stops the run: that is how a hook blocks an upgrade.
 
-  --root DIR        the root to run the hooks against (required)
+  --root DIR        the root to run the hooks against
+  --repo REPO       instead of --root: check REF of REPO out (hardlinked) for this run alone,
+  --ref REF         and remove it afterwards, however the run ends: each run starts from
+                    the commit (a hook author's loop)
+  --keep DIR        with --repo and --ref: check out into DIR (new, on the repository's
+                    filesystem) and keep it
   --hooks-dir DIR   where the hooks are (default ${DEFAULT_HOOKS_DIR})
   --mode MODE       deny (default): writes to repository objects fail with EROFS;
                     copyup: they go to a private copy; readonly (or read-only): every
@@ -58,6 +64,9 @@ export function checkReportPath (file: string): string {
 
 export const RUN_HOOKS_OPTIONS = {
   root: { type: 'string' },
+  repo: { type: 'string' },
+  ref: { type: 'string' },
+  keep: { type: 'string' },
   'hooks-dir': { type: 'string' },
   ...MODE_OPTION,
   sandbox: { type: 'string' },
@@ -70,7 +79,13 @@ export const RUN_HOOKS_OPTIONS = {
 export async function runHooksCommand (argv: string[]): Promise<number> {
   const { values } = parse('run-hooks', argv, RUN_HOOKS_OPTIONS, [])
   if (values.help) { process.stdout.write(RUN_HOOKS_HELP); return 0 }
-  if (typeof values.root !== 'string') throw new GuardError('BAD_ARGUMENT', 'run-hooks needs --root DIR: the root to run the hooks against')
+  const fromRepo = values.repo !== undefined || values.ref !== undefined || values.keep !== undefined
+  if (fromRepo && values.root !== undefined) throw new GuardError('BAD_ARGUMENT', 'run-hooks takes --root DIR, or --repo REPO --ref REF, not both')
+  if (fromRepo && (typeof values.repo !== 'string' || typeof values.ref !== 'string')) throw new GuardError('BAD_ARGUMENT', 'run-hooks --repo and --ref go together: the repository, and the ref or commit to check out for the run')
+  if (!fromRepo && typeof values.root !== 'string') throw new GuardError('BAD_ARGUMENT', 'run-hooks needs --root DIR (the root to run the hooks against), or --repo REPO --ref REF')
+  const where = fromRepo
+    ? { repo: values.repo as string, ref: values.ref as string, ...(typeof values.keep === 'string' ? { keep: values.keep } : {}) }
+    : { root: values.root as string }
   const mode = modeOf('run-hooks', values)
   const { sandbox, timeoutMs, reportFile, json, info, show } = hookRunOptions(values)
 
@@ -79,7 +94,7 @@ export async function runHooksCommand (argv: string[]): Promise<number> {
     let failure: GuardError | null = null
     try {
       report = await runHooks({
-        root: values.root as string,
+        ...where,
         hooksDir: (values['hooks-dir'] as string | undefined) ?? DEFAULT_HOOKS_DIR,
         mode,
         sandbox,

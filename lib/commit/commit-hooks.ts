@@ -83,7 +83,9 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
   try {
     const root = join(scratch, 'root')
     await checkoutHardlinked(repo, base, root)
-    const report = await runHooks({ ...opts, root, hooksDir: discovery.dir, mode, sandbox })
+    // The run's own options; repo and ref here are the commit's, not a checkout for the run.
+    const { repo: _repo, ref: _ref, base: _base, force: _force, ...run } = opts
+    const report = await runHooks({ ...run, root, hooksDir: discovery.dir, mode, sandbox })
     // What ran is what is recorded (a hook edited between discovery and run shows its new sha256).
     const ran = runInputs(base, report.hooks, mode, sandbox)
     writeHooksJson(root, hooksJsonOf(base, report))

@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { checkRepo, checkoutHardlinked, revParse } from '../ostree.js'
 import { StringDecoder } from 'node:string_decoder'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
@@ -25,8 +26,19 @@ const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 
 /** What runHooks runs, and how. */
 export interface RunHooksOptions {
-  /** The new root (a hardlinked checkout). */
-  root: string
+  /** The new root (a hardlinked checkout). Or, instead, `repo` and `ref`. */
+  root?: string
+  /**
+   * Instead of `root`: the repository whose `ref` (a ref or commit) is checked out, hardlinked
+   * (user-mode for a bare-user repository), into a throwaway directory in its tmp/ for the run,
+   * and removed after it, however it ends: each run starts from the commit.
+   */
+  repo?: string
+  /** With `repo`: what to check out and run on. */
+  ref?: string
+  /** With `repo` and `ref`: check out into this new directory (on the repository's filesystem)
+   *  instead, and keep it after the run. */
+  keep?: string
   /** Default /etc/rpm-ostree/roothooks.d. */
   hooksDir?: string
   /** deny (default), copyup or readonly: see GuardOptions.mode. */
@@ -177,13 +189,59 @@ async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandb
  * the partial report). The mount is torn down in every case before this returns or throws.
  */
 export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
+  if (opts.repo !== undefined || opts.ref !== undefined || opts.keep !== undefined) return runOnCommit(opts)
+  if (opts.root === undefined) throw new GuardError('BAD_ARGUMENT', 'runHooks needs root (a hardlinked checkout), or repo and ref (a commit to check out for the run)')
+  return runOnRoot(opts, opts.root)
+}
+
+/** runHooks on a throwaway (or kept) hardlinked checkout of repo's ref. */
+async function runOnCommit (opts: RunHooksOptions): Promise<RunReport> {
+  if (opts.root !== undefined) throw new GuardError('BAD_ARGUMENT', 'give either root, or repo and ref, not both')
+  if (!opts.repo || !opts.ref) throw new GuardError('BAD_ARGUMENT', 'repo and ref go together: give the repository and the ref or commit to check out for the run')
+  const repo = checkRepo(opts.repo)
+  const commit = await revParse(repo, opts.ref)
+  if (commit === null) throw new GuardError('BASE_NOT_FOUND', `ref ${opts.ref} is not a ref or commit of ${repo}: give one that \`ostree refs\` or \`ostree log\` lists`)
+  // What the run checks first, checked before anything is checked out.
+  checkMode(opts.mode)
+  discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
+  let scratch: string | null = null
+  let dest: string
+  if (opts.keep !== undefined) {
+    dest = resolve(opts.keep)
+    if (existsSync(dest)) throw new GuardError('BAD_ARGUMENT', `keep: ${dest} exists: give a new directory (on the repository's filesystem) for the checkout to keep`)
+    if (!existsSync(dirname(dest))) throw new GuardError('BAD_ARGUMENT', `keep: ${dirname(dest)} does not exist: give a new directory in an existing one`)
+  } else {
+    try {
+      scratch = mkdtempSync(join(repo, 'tmp', 'rofiles-guard-run-'))
+    } catch (err) {
+      throw new GuardError('NO_PERMISSION', `cannot make a checkout in ${join(repo, 'tmp')} (${(err as NodeJS.ErrnoException).code}): run as the repository's owner, or give a root with --root`)
+    }
+    dest = join(scratch, 'root')
+  }
+  try {
+    try {
+      await checkoutHardlinked(repo, commit, dest)
+    } catch (err) {
+      if (opts.keep !== undefined && /cross-device|EXDEV/i.test((err as Error).message)) {
+        throw new GuardError('BAD_ARGUMENT', `keep: ${dest} is not on the filesystem of ${repo}, and a hardlinked checkout must be: give a directory there`)
+      }
+      throw err
+    }
+    log('checked out %s (%s) of %s into %s', opts.ref, commit, repo, dest)
+    return await runOnRoot(opts, dest)
+  } finally {
+    if (scratch !== null) rmSync(scratch, { recursive: true, force: true })
+  }
+}
+
+async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunReport> {
   const mode = checkMode(opts.mode)
   checkSystem() // no /dev/fuse or no access to it, no fusermount3, ...: say so before anything else
   const sandbox = opts.sandbox ?? 'none'
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
   const timeoutMs = checkTimeout(opts.timeoutMs)
   const graceMs = opts.killGraceMs ?? 5000
-  const root = checkSource(opts.root)
+  const root = checkSource(rootArg)
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   if (opts.strict) refuseUnrunnable(discovery)
   opts.onDiscovered?.(discovery)
