@@ -156,6 +156,24 @@ describe('the packed package', () => {
     expectPristine(join(prefix, 'lib/node_modules/rofiles-guard/node_modules/fuse-native'))
   }, 240_000)
 
+  it('installed with install scripts off: the first call says what to run, in one line', async () => {
+    const dir = consumer('no-scripts')
+    await run('npm', ['install', ...NPM, '--ignore-scripts', tarball], dir)
+    const root = join(dir, 'root')
+    fs.mkdirSync(join(root, 'etc'), { recursive: true })
+    const hooksDir = join(dir, 'hooks')
+    fs.mkdirSync(hooksDir)
+    const r = spawnSync(join(dir, 'node_modules/.bin/rofiles-guard'), ['run-hooks', '--root', root, '--hooks-dir', hooksDir, '--sandbox', 'none'], { cwd: dir, encoding: 'utf8' })
+    expect(r.status).toBe(1)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(r.stderr).toMatch(/^rofiles-guard: rofiles-guard's native parts are not built \(.*core\.node is missing; was its install script skipped\?\): run `npm rebuild rofiles-guard` \(where npm blocks install scripts, first `npm install-scripts approve rofiles-guard`\)$/m)
+    // The library says the same, as a typed error.
+    const lib = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      import { mountGuard } from 'rofiles-guard'
+      try { await mountGuard(${JSON.stringify(root)}) } catch (e) { console.log(e.code + ' ' + e.message) }`], { cwd: dir, encoding: 'utf8' })
+    expect(lib.stdout).toMatch(/^MISSING_DEPENDENCY rofiles-guard's native parts are not built .*npm rebuild rofiles-guard/)
+  }, 240_000)
+
   it('without the libfuse 3 development files, the install stops with one line that names the packages', () => {
     const dir = consumer('no-libfuse3-dev')
     // pkg-config then finds no fuse3.pc, as on a machine without libfuse3-dev.

@@ -1,11 +1,13 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { isAbsolute, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { GuardError } from '../errors.js'
 import { isMode, type Mode } from '../policy.js'
 import { isMounted } from './mountinfo.js'
 import { isRoot } from '../proc.js'
 import { referenceServer } from '../server/protocol.js'
+import { REBUILD } from '../native/fuse.js'
 
 const LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/lib64', '/usr/lib64']
 
@@ -57,6 +59,7 @@ export function mayAllowOther (): boolean {
  * /dev/fuse (mode 0666 on stock Debian, 0600 on some machines).
  */
 export function checkSystem (): void {
+  checkBuilt()
   if (!existsSync('/dev/fuse')) {
     throw new GuardError('NO_DEV_FUSE', '/dev/fuse does not exist: load the fuse kernel module (modprobe fuse) or give the container the device')
   }
@@ -78,6 +81,20 @@ export function checkSystem (): void {
   const st = statSync(realpathSync(fusermount))
   if ((st.mode & 0o4000 /* S_ISUID */) === 0 || st.uid !== 0) {
     throw new GuardError('MISSING_DEPENDENCY', `${fusermount} is not set-uid root, and mounting as a user needs it: reinstall the Debian package fuse3`)
+  }
+}
+
+/** What the package's install script builds (scripts/build-native.mjs). */
+const BUILT = ['native/build/Release/core.node', 'native/build/Release/sysops.node', 'native/build/Release/hook-exec']
+
+/**
+ * The native parts are built: where npm skipped the package's install script they are not, and
+ * every mount would fail in its server; say so, and what to do, from the first call.
+ */
+export function checkBuilt (): void {
+  for (const f of BUILT) {
+    const file = fileURLToPath(new URL(`../../${f}`, import.meta.url))
+    if (!existsSync(file)) throw new GuardError('MISSING_DEPENDENCY', `rofiles-guard's native parts are not built (${file} is missing; was its install script skipped?): ${REBUILD}`)
   }
 }
 
