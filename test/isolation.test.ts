@@ -54,6 +54,16 @@ describe('namespaces', () => {
     const ours = (n: string): string => fs.readlinkSync(`/proc/self/ns/${n}`)
     for (const n of ['pid', 'ipc', 'uts', 'cgroup']) expect(lines).not.toContain(`${n} ${ours(n)}`)
     expect(lines).toContain(`net ${ours('net')}`)
+    // Nothing of bwrap's is left defunct in the caller's process group once runHooks returns.
+    const group = Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[2])
+    const defunct = fs.readdirSync('/proc').filter(e => /^\d+$/.test(e)).filter(e => {
+      try {
+        const st = fs.readFileSync(`/proc/${e}/stat`, 'utf8')
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+        return f[0] === 'Z' && Number(f[2]) === group && st.includes('(bwrap)')
+      } catch { return false }
+    })
+    expect(defunct).toEqual([])
   })
 })
 

@@ -79,7 +79,9 @@ export const CHROOT_MOUNT_POINTS = ['dev', 'proc', 'tmp'] as const
 /** bwrap must be installed and able to make namespaces here; say plainly if it cannot. */
 export async function checkSandbox (sandbox: Sandbox): Promise<void> {
   if (sandbox === 'none') return
-  const r = await execa('bwrap', ['--ro-bind', '/', '/', ...UNSHARE, '--dev', '/dev', '--proc', '/proc', '--', 'true'], { reject: false, stdin: 'ignore' })
+  // In a process group of its own (detached): bwrap's namespace init, orphaned when it ends, is
+  // left for the machine's init to reap, never as a defunct process in the caller's group.
+  const r = await execa('bwrap', ['--ro-bind', '/', '/', ...UNSHARE, '--dev', '/dev', '--proc', '/proc', '--', 'true'], { reject: false, stdin: 'ignore', detached: true })
   if (r.failed) {
     const why = (r as { code?: string }).code === 'ENOENT'
       ? 'bwrap is not installed: install the Debian package bubblewrap'
