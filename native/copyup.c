@@ -69,6 +69,13 @@ int rg_open_beneath (int rootfd, const char *path, int flags) {
 void rg_rights_of (pid_t pid, rg_rights_t *r) {
   memset(r, 0, sizeof(*r));
   r->unpack = 1;
+  r->pid = pid;
+}
+
+static void read_rights (rg_rights_t *r) {
+  if (r->known) return;
+  r->known = 1;
+  pid_t pid = r->pid;
   if (pid <= 0) return;
   char p[64];
   struct stat mine, theirs;
@@ -89,8 +96,9 @@ void rg_rights_of (pid_t pid, rg_rights_t *r) {
   r->setfcap = (eff >> 31) & 1;                // CAP_SETFCAP
 }
 
-static int may_set (const char *name, const rg_rights_t *who) {
+static int may_set (const char *name, rg_rights_t *who) {
   if (strncmp(name, "user.", 5) == 0) return 1;
+  read_rights(who);
   if (strcmp(name, "security.capability") == 0) return who->setfcap;
   if (strncmp(name, "security.", 9) == 0) return who->security;
   return who->trusted; // trusted.*, system.* (ACLs) and anything else
@@ -184,7 +192,7 @@ int rg_ostreemeta_each (const unsigned char *meta, size_t len, int (*fn)(void *a
   return 0;
 }
 
-typedef struct { const char *dst; const rg_rights_t *who; int apply; } unpack_t;
+typedef struct { const char *dst; rg_rights_t *who; int apply; } unpack_t;
 
 static int unpack_one (void *arg, const char *name, const void *value, size_t vlen) {
   unpack_t *u = arg;
@@ -197,7 +205,7 @@ static int unpack_one (void *arg, const char *name, const void *value, size_t vl
 // xattrs (not user.ostreemeta itself); owner and mode stay those on disk, as the hooks saw them.
 // `apply` 0 only checks. 0, -EINVAL for a malformed value, -EPERM for a name the caller may not
 // set (the copy-up then fails rather than lend or lose it), or -errno.
-static int ostreemeta_xattrs (const unsigned char *meta, size_t len, const char *dst, const rg_rights_t *who, int apply) {
+static int ostreemeta_xattrs (const unsigned char *meta, size_t len, const char *dst, rg_rights_t *who, int apply) {
   unpack_t u = { dst, who, apply };
   return rg_ostreemeta_each(meta, len, unpack_one, &u);
 }
@@ -211,7 +219,7 @@ int rg_ostreemeta_genuine (const unsigned char *meta, size_t len) {
   return S_ISREG(mode);
 }
 
-static int copy_xattrs (const char *src, const char *dst, const rg_rights_t *who) {
+static int copy_xattrs (const char *src, const char *dst, rg_rights_t *who) {
   static __thread unsigned char meta[XATTR_BUF];
   ssize_t mlen = who->unpack ? getxattr(src, OSTREEMETA, meta, sizeof(meta)) : -1;
   if (mlen < 0 && who->unpack && errno != ENODATA && errno != ENOTSUP) return -errno;
@@ -238,7 +246,7 @@ static void temp_name (char out[NAME_MAX + 1], const char *base) {
 }
 
 // Owner, xattrs, mode, times of `st` onto the copy open as `out`; `src` reaches the object.
-static int copy_attrs (int out, const char *src, const struct stat *st, const rg_rights_t *who, int is_link) {
+static int copy_attrs (int out, const char *src, const struct stat *st, rg_rights_t *who, int is_link) {
   char dst[32];
   fd_path(out, dst);
   if (fchownat(out, "", st->st_uid, st->st_gid, AT_EMPTY_PATH) < 0) return -errno;
@@ -251,7 +259,7 @@ static int copy_attrs (int out, const char *src, const struct stat *st, const rg
 
 // A regular file's copy, filled and with its attributes, not linked anywhere (an O_TMPFILE in
 // dirfd; where the filesystem has none, a reserved name, returned in `named`). -errno on failure.
-static int file_copy (int dirfd, int src, const struct stat *st, const rg_rights_t *who, const char *base, char named[NAME_MAX + 1]) {
+static int file_copy (int dirfd, int src, const struct stat *st, rg_rights_t *who, const char *base, char named[NAME_MAX + 1]) {
   char sp[32];
   fd_path(src, sp);
   named[0] = 0;
@@ -275,7 +283,7 @@ static int file_copy (int dirfd, int src, const struct stat *st, const rg_rights
   return out;
 }
 
-int rg_copy_up_unlinked (int src, int dirfd, const rg_rights_t *who) {
+int rg_copy_up_unlinked (int src, int dirfd, rg_rights_t *who) {
   struct stat st;
   if (fstat(src, &st) < 0) return -errno;
   if (!S_ISREG(st.st_mode)) return -EINVAL;
@@ -285,7 +293,7 @@ int rg_copy_up_unlinked (int src, int dirfd, const rg_rights_t *who) {
   return out;
 }
 
-int rg_copy_up_at (int dirfd, const char *name, int src, const rg_rights_t *who) {
+int rg_copy_up_at (int dirfd, const char *name, int src, rg_rights_t *who) {
   struct stat st;
   if (fstat(src, &st) < 0) return -errno;
   // The directory's times as they are just before the copy gets a name: its link and rename are

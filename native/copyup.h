@@ -16,14 +16,16 @@ int rg_reserved_name(const char *name);
 // what it could not set itself: xattrs unpacked from a bare-user file's user.ostreemeta (whose
 // content a hook can write) go only into these namespaces.
 typedef struct {
+  pid_t pid;     // the process; its rights below are read only when first needed
+  int known;     // trusted, security and setfcap are read
   int trusted;   // trusted.*: CAP_SYS_ADMIN in the server's user namespace
   int security;  // security.* other than security.capability: CAP_SYS_ADMIN
   int setfcap;   // security.capability: CAP_SETFCAP
   int unpack;    // user.ostreemeta is unpacked at all: 0 for an object a hook made by linking
 } rg_rights_t;
 
-// The rights of process `pid` (its /proc/PID/status, in the server's user namespace; nothing
-// elsewhere). unpack is set to 1.
+// The rights of process `pid`, read from its /proc/PID/status (in the server's user namespace;
+// none elsewhere) only when a copy-up has something to unpack. unpack is set to 1.
 void rg_rights_of(pid_t pid, rg_rights_t *r);
 
 // Breaks the hardlink of the object open as `src` (an O_PATH descriptor will do; a regular file
@@ -33,11 +35,11 @@ void rg_rights_of(pid_t pid, rg_rights_t *r);
 // descriptor, renamed over `name`. The object is only ever read. Returns a descriptor on the copy
 // (O_RDWR for a file, O_PATH for a symlink; close-on-exec), or -errno with `name` untouched and
 // no temporary left.
-int rg_copy_up_at(int dirfd, const char *name, int src, const rg_rights_t *who);
+int rg_copy_up_at(int dirfd, const char *name, int src, rg_rights_t *who);
 
 // The same for a file with no name left, open as `src`: the copy is an O_TMPFILE in the
 // directory `dirfd` and never gets a name. Returns an O_RDWR descriptor on it, or -errno.
-int rg_copy_up_unlinked(int src, int dirfd, const rg_rights_t *who);
+int rg_copy_up_unlinked(int src, int dirfd, rg_rights_t *who);
 
 // A bare-user file's user.ostreemeta (uuua(ayay)): whether it records a regular file (the only
 // kind a bare-user checkout hardlinks), and each xattr it records, in order (fn returning non-zero

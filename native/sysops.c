@@ -274,7 +274,7 @@ typedef struct {
 // Copy-up of `path` (from the root, "/a/b") below `root`: the directory and the name resolved
 // beneath the root with no symlink followed (rg_open_beneath), the object test made again on the
 // inode pinned, then rg_copy_up_at. 0 (also when it is no object any more) or -errno.
-static int copy_up_beneath(const char *root, const char *path, const rg_rights_t *who) {
+static int copy_up_beneath(const char *root, const char *path, rg_rights_t *who) {
   const char *slash = strrchr(path, '/');
   if (slash == NULL || slash[1] == 0) return -EINVAL;
   char dir[PATH_BUF];

@@ -141,14 +141,16 @@ export function ostreemetaXattrs (meta: Buffer): Array<[string, Buffer]> | null 
  * like is compared with like. `follow`: `rp` is a descriptor's /proc link.
  */
 export function xattrLines (rp: string, follow = false): string | null {
-  const meta = getXattr(rp, 'user.ostreemeta', follow)
-  const recorded = typeof meta === 'number' ? null : ostreemetaXattrs(meta)
-  if (recorded !== null) {
-    return recorded.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v.toString('hex')}\n`).join('')
-  }
   const { names, errno } = listXattrs(rp, follow)
   if (errno === -95 /* EOPNOTSUPP */) return ''
   if (errno < 0) return null
+  if (names.includes('user.ostreemeta')) {
+    const meta = getXattr(rp, 'user.ostreemeta', follow)
+    const recorded = typeof meta === 'number' ? null : ostreemetaXattrs(meta)
+    if (recorded !== null) {
+      return recorded.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v.toString('hex')}\n`).join('')
+    }
+  }
   let out = ''
   for (const name of [...names].sort()) {
     const v = getXattr(rp, name, follow)

@@ -57,21 +57,27 @@ static char *xattr_lines (const char *path, int follow) {
   char *out = malloc(cap);
   if (out == NULL) return NULL;
   out[0] = 0;
-  static __thread unsigned char meta[65536];
-  ssize_t mlen = follow ? getxattr(path, "user.ostreemeta", meta, sizeof(meta)) : lgetxattr(path, "user.ostreemeta", meta, sizeof(meta));
-  static __thread rg_xattrs_t xs;
-  xs.n = 0;
-  if (mlen >= 0 && rg_ostreemeta_genuine(meta, (size_t) mlen) && rg_ostreemeta_each(meta, (size_t) mlen, collect, &xs) == 0) {
-    qsort(xs.x, xs.n, sizeof(xs.x[0]), cmp_xattrs);
-    for (size_t i = 0; out != NULL && i < xs.n; i++) add_line(&out, &cap, &used, xs.x[i].name, xs.x[i].value, xs.x[i].vlen);
-    return out;
-  }
   char names[65536];
   ssize_t len = follow ? listxattr(path, names, sizeof(names)) : llistxattr(path, names, sizeof(names));
   if (len < 0) { if (errno == ENOTSUP) return out; free(out); return NULL; }
   const char *list[1024];
   size_t n = 0;
-  for (char *nm = names; nm < names + len && n < 1024; nm += strlen(nm) + 1) list[n++] = nm;
+  int meta_listed = 0;
+  for (char *nm = names; nm < names + len && n < 1024; nm += strlen(nm) + 1) {
+    list[n++] = nm;
+    if (strcmp(nm, "user.ostreemeta") == 0) meta_listed = 1;
+  }
+  if (meta_listed) {
+    static __thread unsigned char meta[65536];
+    static __thread rg_xattrs_t xs;
+    xs.n = 0;
+    ssize_t mlen = follow ? getxattr(path, "user.ostreemeta", meta, sizeof(meta)) : lgetxattr(path, "user.ostreemeta", meta, sizeof(meta));
+    if (mlen >= 0 && rg_ostreemeta_genuine(meta, (size_t) mlen) && rg_ostreemeta_each(meta, (size_t) mlen, collect, &xs) == 0) {
+      qsort(xs.x, xs.n, sizeof(xs.x[0]), cmp_xattrs);
+      for (size_t i = 0; out != NULL && i < xs.n; i++) add_line(&out, &cap, &used, xs.x[i].name, xs.x[i].value, xs.x[i].vlen);
+      return out;
+    }
+  }
   qsort(list, n, sizeof(list[0]), cmp_names);
   static __thread unsigned char value[65536];
   for (size_t i = 0; out != NULL && i < n; i++) {
