@@ -51,7 +51,7 @@ export function isGuardError (err: unknown): err is GuardError {
 
 /** The name of a negative errno (as FUSE handlers return them): ENOENT, EROFS, ...; E<n> for one
  *  Node has no name for. */
-export function errnoName (negErrno: number): string {
+export function errnoName (negErrno: number): `E${string}` {
   const name = getSystemErrorName(negErrno < 0 ? negErrno : -negErrno)
-  return /^E[A-Z0-9]+$/.test(name) ? name : `E${Math.abs(negErrno)}`
+  return /^E[A-Z0-9]+$/.test(name) ? name as `E${string}` : `E${Math.abs(negErrno)}`
 }

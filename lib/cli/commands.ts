@@ -20,7 +20,7 @@ export const COMMANDS: readonly CommandInfo[] = [
   { name: 'status', summary: 'the hooks recorded in each deployment of a sysroot', load: async () => { const m = await import('./status.js'); return { help: m.STATUS_HELP, run: m.statusCommand } } },
   { name: 'gc', summary: 'delete the refs commit-hooks made that no deployment uses, and prune', load: async () => { const m = await import('./gc.js'); return { help: m.GC_HELP, run: m.gcCommand } } },
   { name: 'report', summary: 'print a report that run-hooks --report saved', load: async () => { const m = await import('./report.js'); return { help: m.REPORT_HELP, run: m.reportCommand } } },
-  { name: 'cleanup', summary: 'remove mounts of rofiles-guard whose server is gone', load: async () => { const m = await import('./cleanup.js'); return { help: m.CLEANUP_HELP, run: m.cleanupCommand } } },
+  { name: 'cleanup', summary: 'remove rofiles-guard mounts whose server is gone, and temporary mountpoints of runs that are gone', load: async () => { const m = await import('./cleanup.js'); return { help: m.CLEANUP_HELP, run: m.cleanupCommand } } },
   { name: 'demo', summary: 'run the example hooks against a real ostree repository, then remove it', load: async () => { const m = await import('./demo.js'); return { help: m.DEMO_HELP, run: m.demoCommand } } },
   { name: 'completion', summary: 'print the bash completion script (source <(rofiles-guard completion))', load: async () => { const m = await import('./completion.js'); return { help: m.COMPLETION_HELP, run: m.completionCommand } } }
 ]

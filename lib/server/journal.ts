@@ -16,7 +16,10 @@ export const MAX_TRANSIENT = 10_000
 /** Distinct paths past MAX_PATHS counted exactly up to this many (by hash), then one by one. */
 const MAX_DROPPED_DISTINCT = 1_000_000
 
-export type Outcome = 'ok' | 'copied-up' | 'denied' | string // an errno name otherwise
+/** An errno's name (ENOENT, EPERM, ...; E123 for one without a name). */
+export type ErrnoName = `E${string}`
+/** What became of an operation: done, done on a private copy, refused by the policy, or failed. */
+export type Outcome = 'ok' | 'copied-up' | 'denied' | ErrnoName
 
 /** A path as it was (or is): what the net effect compares. null where it did not exist. */
 export interface PathState {

@@ -10,7 +10,7 @@ import { mayAllowOther } from '../mount/preflight.js'
 import { unmountCommand } from '../mount/unmount.js'
 import { GuardError, errnoName } from '../errors.js'
 import { logger } from '../log.js'
-import { Journal } from './journal.js'
+import { Journal, type Outcome } from './journal.js'
 import { Backing, nativeState } from './backing.js'
 import { Handles } from './handles.js'
 import { makeOps } from './ops.js'
@@ -20,7 +20,7 @@ import { CONFIG_ENV, FS_NAME, referenceServer, type Request, type ServerConfig, 
 const log = logger('server')
 const DRAIN_MS = 5
 /** A native event's outcome as the journal names it. */
-const OUTCOME_NAMES: Record<number, string> = { [OUTCOMES.done]: 'ok', [OUTCOMES.refused]: 'denied', [OUTCOMES.copiedUp]: 'copied-up' }
+const OUTCOME_NAMES: Record<number, Outcome> = { [OUTCOMES.done]: 'ok', [OUTCOMES.refused]: 'denied', [OUTCOMES.copiedUp]: 'copied-up' }
 
 function send (msg: ServerMessage): void {
   if (process.connected && process.send) process.send(msg)
