@@ -151,26 +151,29 @@ typedef struct rg_linked { struct rg_linked *next; dev_t dev; ino_t ino; } rg_li
 static rg_linked_t *linked[1024];
 static pthread_mutex_t linked_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// Lock held: the entry of st's inode, or NULL.
+static rg_linked_t *linked_find (const struct stat *st) {
+  rg_linked_t *l = linked[ino_hash(st->st_dev, st->st_ino) & 1023];
+  while (l && (l->dev != st->st_dev || l->ino != st->st_ino)) l = l->next;
+  return l;
+}
+
 void rg_linked_add (const struct stat *st) {
-  if (rg_linked_has(st)) return;
-  rg_linked_t *l = malloc(sizeof(*l));
-  if (l == NULL) return;
-  l->dev = st->st_dev;
-  l->ino = st->st_ino;
-  uint32_t h = ino_hash(st->st_dev, st->st_ino) & 1023;
   pthread_mutex_lock(&linked_lock);
-  l->next = linked[h];
-  linked[h] = l;
+  rg_linked_t *l = linked_find(st) ? NULL : malloc(sizeof(*l));
+  if (l != NULL) {
+    uint32_t h = ino_hash(st->st_dev, st->st_ino) & 1023;
+    *l = (rg_linked_t) { linked[h], st->st_dev, st->st_ino };
+    linked[h] = l;
+  }
   pthread_mutex_unlock(&linked_lock);
 }
 
 int rg_linked_has (const struct stat *st) {
-  uint32_t h = ino_hash(st->st_dev, st->st_ino) & 1023;
   pthread_mutex_lock(&linked_lock);
-  rg_linked_t *l = linked[h];
-  while (l && (l->dev != st->st_dev || l->ino != st->st_ino)) l = l->next;
+  int r = linked_find(st) != NULL;
   pthread_mutex_unlock(&linked_lock);
-  return l != NULL;
+  return r;
 }
 
 void rg_node_forget (rg_node_t *n, uint64_t count) {

@@ -67,9 +67,14 @@ static void alias_stat (rg_core_t *c, struct stat *st) {
   st->st_blocks = 0;
 }
 
+// Lock held.
+static int alias_node_locked (rg_node_t *n) {
+  return n->hashed && n->parent != NULL && n->parent->parent == NULL && n->ino == RG_ALIAS_INO && strcmp(n->name, "etc") == 0;
+}
+
 static int is_alias_node (rg_node_t *n) {
   rg_lock();
-  int r = n->hashed && n->parent != NULL && n->parent->parent == NULL && n->ino == RG_ALIAS_INO && strcmp(n->name, "etc") == 0;
+  int r = alias_node_locked(n);
   rg_unlock();
   return r;
 }
@@ -85,7 +90,7 @@ static int is_alias_node (rg_node_t *n) {
 // the latter "<last path> (deleted)", as /proc does.
 typedef struct {
   rg_node_t *node;
-  char *path;      // the journal's name (named: also for reads? no: changes only)
+  char *path;      // the journal's name (for changes only; NULL for reads)
   int nameless;    // reached through the node's descriptor, not a name
   int fd;          // the pin (owned, except the root's descriptor)
   char fdproc[32]; // "/proc/self/fd/<fd>"
@@ -119,12 +124,12 @@ static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named)
   t->fd = -1;
   t->loc.own = 0;
   rg_lock();
-  int hashed = n->hashed, replaced = n->replaced;
+  int hashed = n->hashed, replaced = n->replaced, alias = alias_node_locked(n);
   int fd = hashed || n->nameless_fd < 0 ? -1 : fcntl(n->nameless_fd, F_DUPFD_CLOEXEC, 0);
   rg_unlock();
   t->nameless = !hashed;
   if (!hashed && fd < 0) return replaced ? -ESTALE : -ENOENT;
-  if (hashed && is_alias_node(n)) return -EPERM; // the made-up /etc link: read only (see above)
+  if (alias) return -EPERM; // the made-up /etc link: read only (see above)
   if (n->parent == NULL) fd = c->root_fd;
   else if (hashed) {
     int r = rg_loc_node(c, n, &t->loc);
@@ -380,9 +385,9 @@ static void op_forget_multi (fuse_req_t req, size_t count, struct fuse_forget_da
 // the object, and the name's attributes are the copy's.
 static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
-  if (is_alias_node(rg_node(ino))) { struct stat st; alias_stat(c, &st); fuse_reply_attr(req, &st, RG_TIMEOUT); return; }
   rg_target_t t;
   int r = target_open(c, &t, ino, 0);
+  if (r == -EPERM && is_alias_node(rg_node(ino))) { struct stat st; alias_stat(c, &st); fuse_reply_attr(req, &st, RG_TIMEOUT); return; }
   if (r < 0) { fuse_reply_err(req, -r); return; }
   struct stat st = t.st;
   target_close(c, &t);
@@ -391,9 +396,9 @@ static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 static void op_readlink (fuse_req_t req, fuse_ino_t ino) {
   rg_core_t *c = CORE(req);
-  if (is_alias_node(rg_node(ino))) { fuse_reply_readlink(req, RG_ALIAS_TARGET); return; }
   rg_target_t t;
   int r = target_open(c, &t, ino, 0);
+  if (r == -EPERM && is_alias_node(rg_node(ino))) { fuse_reply_readlink(req, RG_ALIAS_TARGET); return; }
   if (r < 0) { fuse_reply_err(req, -r); return; }
   char buf[4097];
   ssize_t n = readlinkat(t.fd, "", buf, sizeof(buf) - 1);
