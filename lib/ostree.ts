@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, realpathSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { GuardError } from './errors.js'
@@ -61,6 +61,25 @@ export function checkRepo (repo: string): string {
 export async function revParse (repo: string, rev: string): Promise<string | null> {
   const r = await run(['rev-parse', `--repo=${repo}`, rev])
   return r.failed ? null : r.stdout.trim()
+}
+
+/** The commit `rev` names in `repo`; BASE_NOT_FOUND, naming it as `what` (base, ref), where none. */
+export async function resolveRev (repo: string, rev: string, what: string): Promise<string> {
+  const commit = await revParse(repo, rev)
+  if (commit === null) throw new GuardError('BASE_NOT_FOUND', `${what} ${rev} is not a ref or commit of ${repo}: give one that \`ostree refs\` or \`ostree log\` lists`)
+  return commit
+}
+
+/**
+ * A new directory in the repository's tmp/ (on its filesystem, as a hardlinked checkout must be),
+ * named `prefix`XXXXXX; NO_PERMISSION saying what `failed` and `fix` where it cannot be made.
+ */
+export function scratchDir (repo: string, prefix: string, failed: string, fix: string): string {
+  try {
+    return mkdtempSync(join(repo, 'tmp', prefix))
+  } catch (err) {
+    throw new GuardError('NO_PERMISSION', `cannot make ${failed} in ${join(repo, 'tmp')} (${(err as NodeJS.ErrnoException).code}): ${fix}`)
+  }
 }
 
 /** A ref name as ostree takes one: components of [\w\d][-._\w\d]*, joined by "/". */

@@ -2,6 +2,7 @@ import { readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { GuardError } from '../errors.js'
+import { alive } from '../proc.js'
 import { guardMounts } from '../mount/mountinfo.js'
 import { unmountPath } from '../mount/unmount.js'
 import { parse } from './args.js'
@@ -28,9 +29,6 @@ export interface CleanupResult {
 /** A temporary mountpoint of mountGuard: TMPDIR/rofiles-guard-PID-XXXXXX. */
 const TEMP_MOUNTPOINT = /^rofiles-guard-(\d+)-[A-Za-z0-9]{6}$/
 
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
-}
 
 function under (dir: string | null, p: string): boolean {
   return dir === null || dir === '/' || p === dir || p.startsWith(dir + '/')

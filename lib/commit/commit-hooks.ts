@@ -7,7 +7,7 @@ import { runHooks, type RunHooksOptions } from '../hooks/run.js'
 import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
 import { logger } from '../log.js'
 import { checkMode } from '../mount/preflight.js'
-import { checkNewRef, checkRepo, checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse } from '../ostree.js'
+import { checkNewRef, checkRepo, checkoutHardlinked, commitOnTop, diffCounts, metadataString, resolveRev, revParse, scratchDir } from '../ostree.js'
 import type { Mode } from '../policy.js'
 import { VERSION } from '../version.js'
 import { hooksJsonOf, writeHooksJson } from './hooks-json.js'
@@ -58,8 +58,7 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
   const mode = checkMode(opts.mode ?? 'copyup')
   const sandbox = opts.sandbox ?? 'none'
   if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
-  const base = await revParse(repo, opts.base)
-  if (base === null) throw new GuardError('BASE_NOT_FOUND', `base ${opts.base} is not a ref or commit of ${repo}: give one that \`ostree refs\` or \`ostree log\` lists`)
+  const base = await resolveRev(repo, opts.base, 'base')
   await checkNewRef(repo, opts.ref) // before any hook runs: a ref ostree would refuse fails now
   const discovery = discoverHooks(opts.hooksDir)
   if (opts.strict) refuseUnrunnable(discovery)
@@ -74,12 +73,7 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
     }
   }
 
-  let scratch: string
-  try {
-    scratch = fs.mkdtempSync(join(repo, 'tmp', 'rofiles-guard-'))
-  } catch (err) {
-    throw new GuardError('NO_PERMISSION', `cannot make a scratch checkout in ${join(repo, 'tmp')} (${(err as NodeJS.ErrnoException).code}): commit-hooks needs write access to the repository; run it as the repository's owner`)
-  }
+  const scratch = scratchDir(repo, 'rofiles-guard-', 'a scratch checkout', 'commit-hooks needs write access to the repository; run it as the repository\'s owner')
   try {
     const root = join(scratch, 'root')
     await checkoutHardlinked(repo, base, root)

@@ -1,6 +1,6 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { checkRepo, checkoutHardlinked, revParse } from '../ostree.js'
+import { checkRepo, checkoutHardlinked, resolveRev, scratchDir } from '../ostree.js'
 import { StringDecoder } from 'node:string_decoder'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
@@ -199,8 +199,7 @@ async function runOnCommit (opts: RunHooksOptions): Promise<RunReport> {
   if (opts.root !== undefined) throw new GuardError('BAD_ARGUMENT', 'give either root, or repo and ref, not both')
   if (!opts.repo || !opts.ref) throw new GuardError('BAD_ARGUMENT', 'repo and ref go together: give the repository and the ref or commit to check out for the run')
   const repo = checkRepo(opts.repo)
-  const commit = await revParse(repo, opts.ref)
-  if (commit === null) throw new GuardError('BASE_NOT_FOUND', `ref ${opts.ref} is not a ref or commit of ${repo}: give one that \`ostree refs\` or \`ostree log\` lists`)
+  const commit = await resolveRev(repo, opts.ref, 'ref')
   // What the run checks first, checked before anything is checked out.
   checkMode(opts.mode)
   discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
@@ -211,11 +210,7 @@ async function runOnCommit (opts: RunHooksOptions): Promise<RunReport> {
     if (existsSync(dest)) throw new GuardError('BAD_ARGUMENT', `keep: ${dest} exists: give a new directory (on the repository's filesystem) for the checkout to keep`)
     if (!existsSync(dirname(dest))) throw new GuardError('BAD_ARGUMENT', `keep: ${dirname(dest)} does not exist: give a new directory in an existing one`)
   } else {
-    try {
-      scratch = mkdtempSync(join(repo, 'tmp', 'rofiles-guard-run-'))
-    } catch (err) {
-      throw new GuardError('NO_PERMISSION', `cannot make a checkout in ${join(repo, 'tmp')} (${(err as NodeJS.ErrnoException).code}): run as the repository's owner, or give a root with --root`)
-    }
+    scratch = scratchDir(repo, 'rofiles-guard-run-', 'a checkout', 'run as the repository\'s owner, or give a root with --root')
     dest = join(scratch, 'root')
   }
   try {

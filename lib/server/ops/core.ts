@@ -92,11 +92,9 @@ export function makeCore (ctx: OpsContext) {
     return toState(st, () => { const t = s.readlinkFd(p.fd); if (typeof t === 'number') throw new Error('gone'); return t }, xattrLines(p.proc, true))
   }
 
-  /** The state of a name before a change to names reaches it. */
-  function priorAt (path: string): PathState | null {
-    const r = withPin(path, prior)
-    return typeof r === 'number' ? null : r
-  }
+  /** The state of a name before a change to names reaches it: what Backing.state reads after a
+   *  hook (the name in its pinned directory, never through a symlink). */
+  const priorAt = (path: string): PathState | null => backing.state(path)
 
   /**
    * Open flags for the binding: keep the page cache unless stale handles could refill it; for an

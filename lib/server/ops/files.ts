@@ -23,7 +23,7 @@ function reopen (p: Pin, st: BigInt64Array, flags: number): number {
 
 /** Opens and what is done through a descriptor: write-opens and truncation go through the policy. */
 export function fileOps (core: Core): FuseOps {
-  const { ctx, s, journal, handles, backing, withPin, fstat, prior, openFlags, isObjectPin, guarded, creating } = core
+  const { ctx, s, journal, handles, withPin, fstat, priorAt, openFlags, isObjectPin, guarded, creating } = core
 
   function openExisting (path: string, flags: number, cb: (r: number, fd?: number, f?: number) => void): void {
     if (!opensForWrite(flags)) {
@@ -93,7 +93,7 @@ export function fileOps (core: Core): FuseOps {
       const hidden = path !== null && handles.hiddenFd(path) !== undefined
       const object = path !== null && isObjectPin({ fd, proc: '', own: false, nameless: hidden }, st)
       if (!object) {
-        const before = path === null ? null : (() => { const b = withPin(path, prior); return typeof b === 'number' ? null : b })()
+        const before = path === null ? null : priorAt(path)
         const tr = attempt(() => fs.ftruncateSync(fd, size))
         journal.record('truncate', path ?? '(unlinked)', tr < 0 ? errnoName(tr) : 'ok', undefined, before)
         return cb(tr)
