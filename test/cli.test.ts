@@ -135,7 +135,7 @@ describe('rofiles-guard mount', () => {
     expect(complete(['rofiles-guard', ''])).toBe('mount unmount run-hooks commit-hooks status gc report cleanup demo completion version --help --version')
     expect(complete(['rofiles-guard', 'mount', '--'])).toBe('--mode --copyup --read-only --foreground --help --version')
     expect(complete(['rofiles-guard', 'run-hooks', '--mode', ''])).toBe('deny copyup readonly read-only')
-    expect(complete(['rofiles-guard', 'run-hooks', '--sandbox', ''])).toBe('none bwrap chroot')
+    expect(complete(['rofiles-guard', 'run-hooks', '--sandbox', ''])).toBe('bwrap none')
     expect(complete(['rofiles-guard', 'cleanup', '--'])).toBe('--dry-run --help --version')
   })
 

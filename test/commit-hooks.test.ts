@@ -7,6 +7,7 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { commitHooks, deployments, gcHookRefs, HookFailedError, HOOKS_JSON, type HooksJson } from '../dist/index.js'
+import { copyHostPrograms } from '../dist/hooks/userland.js'
 import { cli, expectOneLineError } from './helpers/cli.js'
 import { emptyDir, rmrf, sh } from './helpers/fixture.js'
 import { hooksDir } from './helpers/hooks.js'
@@ -28,6 +29,9 @@ function tree (dir: string, kernel: string, motd: string): void {
   w('usr/bin/hello', '#!/bin/sh\necho hello\n', 0o755)
   w(`usr/lib/modules/${kernel}/vmlinuz`, Buffer.alloc(4096, 1))
   w(`usr/lib/modules/${kernel}/initramfs.img`, Buffer.alloc(4096, 2))
+  // A shell and the mount points of an OS root, so hooks can run in the default sandbox.
+  copyHostPrograms(dir, ['/usr/bin/dash'])
+  for (const d of ['dev', 'proc', 'tmp']) fs.mkdirSync(join(dir, d))
 }
 
 function commitBase (ref: string, kernel: string, motd: string): string {
@@ -79,7 +83,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
   it('runs the hooks on base A and commits the result with hooks.json, the base as parent', async () => {
     baseA = commitBase('base/a', '6.1.0-a', 'a')
     hooksV1 = hooks('v1')
-    const r = await commitHooks({ repo, base: 'base/a', hooksDir: hooksV1, ref: 'hooks/a' })
+    const r = await commitHooks({ sandbox: 'none', repo, base: 'base/a', hooksDir: hooksV1, ref: 'hooks/a' })
     expect(r.cached).toBe(false)
     expect(r.base).toBe(baseA)
     expectValidReport(r.report)
@@ -105,7 +109,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
 
   it('again with the same base and hooks: up to date, no hook runs, nothing is checked out', () => {
     const before = hookRuns().length
-    const r = cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'hooks/a'])
+    const r = cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'hooks/a'])
     expect(r.status, r.stderr).toBe(0)
     const commit = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
     expect(r.stdout.trim()).toBe(`up to date: hooks/a is ${commit} (base and hooks unchanged)`)
@@ -115,11 +119,11 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
   it('a changed hook runs again, and is deployed; --force runs even when up to date', async () => {
     const before = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
     const v2 = hooks('v2')
-    const r = await commitHooks({ repo, base: 'base/a', hooksDir: v2, ref: 'hooks/a' })
+    const r = await commitHooks({ sandbox: 'none', repo, base: 'base/a', hooksDir: v2, ref: 'hooks/a' })
     expect(r.cached).toBe(false)
     expect(r.commit).not.toBe(before)
     expect(hookRuns().slice(-2)).toEqual(['10-motd v2', '20-check'])
-    const forced = await commitHooks({ repo, base: 'base/a', hooksDir: v2, ref: 'hooks/a', force: true })
+    const forced = await commitHooks({ sandbox: 'none', repo, base: 'base/a', hooksDir: v2, ref: 'hooks/a', force: true })
     expect(forced.cached).toBe(false)
     expect(hookRuns().slice(-2)).toEqual(['10-motd v2', '20-check'])
     deploy('hooks/a')
@@ -129,8 +133,8 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     const refsBefore = refs().map(ref => `${ref} ${sh('ostree', ['rev-parse', `--repo=${repo}`, ref]).trim()}`)
     const objects = sh('sh', ['-c', `find '${repo}/objects' -type f | sort | sha256sum`])
     const failing = hooksDir({ '10-ok': 'true', '20-fail': 'echo no >&2; exit 4' })
-    await expect(commitHooks({ repo, base: 'base/a', hooksDir: failing, ref: 'hooks/failing' })).rejects.toBeInstanceOf(HookFailedError)
-    const r = cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', failing, '--ref', 'hooks/a'])
+    await expect(commitHooks({ sandbox: 'none', repo, base: 'base/a', hooksDir: failing, ref: 'hooks/failing' })).rejects.toBeInstanceOf(HookFailedError)
+    const r = cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', failing, '--ref', 'hooks/a'])
     expect(r.status).toBe(1)
     expect(r.stdout).toContain('nothing committed: hooks/a is unchanged')
     expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 20-fail failed: exit status 4')
@@ -141,7 +145,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
 
   it('base B into hooks/b, deployed beside A: gc removes nothing; after undeploying A it deletes hooks/a only', async () => {
     commitBase('base/b', '6.1.0-b', 'b')
-    const b = await commitHooks({ repo, base: 'base/b', hooksDir: hooksV1, ref: 'hooks/b' })
+    const b = await commitHooks({ sandbox: 'none', repo, base: 'base/b', hooksDir: hooksV1, ref: 'hooks/b' })
     deploy('hooks/b')
     const hooksA = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
     const deployed = (await deployments(sysroot)).map(d => d.commit)
@@ -208,17 +212,18 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
   it('a --ref that cannot exist beside the refs there is refused before any hook runs', () => {
     const before = hookRuns().length
     const refsBefore = refs()
-    const line = expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base/a/hooked']))
+    const line = expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base/a/hooked']))
     expect(line).toMatch(/--ref base\/a\/hooked cannot be made in .*: the ref base\/a exists, and a ref cannot also be a directory of refs; choose another name/)
-    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base']))).toMatch(/--ref base cannot be made in .*: refs below it exist \(base\/[^)]+\)/)
-    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'bad ref']))).toMatch(/--ref bad ref is not a ref name ostree takes/)
+    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base']))).toMatch(/--ref base cannot be made in .*: refs below it exist \(base\/[^)]+\)/)
+    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'bad ref']))).toMatch(/--ref bad ref is not a ref name ostree takes/)
     expect(hookRuns()).toHaveLength(before)
     expect(refs()).toEqual(refsBefore)
   })
 
-  it('a hook that appends to etc/os-release of the OS tree: committed in usr/etc, and the deployment\'s /etc has it', async () => {
-    const d = hooksDir({ '10-release': 'echo "HOOKED=yes" >> "$ROOTHOOK_ROOT/etc/os-release"' })
+  it('a hook (default sandbox) that appends to /etc/os-release of the OS tree: committed in usr/etc, and the deployment\'s /etc has it', async () => {
+    const d = hooksDir({ '10-release': 'echo "HOOKED=yes" >> /etc/os-release' })
     const r = await commitHooks({ repo, base: 'base/a', hooksDir: d, ref: 'hooks/release' })
+    expect(r.report!.sandbox).toBe('bwrap')
     expect(r.report!.hooks[0]!.activity.changes).toEqual([{ path: '/usr/etc/os-release', change: 'modified', what: ['content'] }])
     expect(sh('ostree', ['cat', `--repo=${repo}`, 'hooks/release', '/usr/etc/os-release'])).toContain('HOOKED=yes\n')
     expect(spawnSync('ostree', ['ls', `--repo=${repo}`, 'hooks/release', '/etc']).status).not.toBe(0) // no top-level etc
@@ -228,9 +233,9 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
   })
 
   it('bad input is one line', () => {
-    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1]))).toMatch(/commit-hooks needs --ref REF/)
-    expect(expectOneLineError(cli(['commit-hooks', '--repo', work, '--base', 'x', '--hooks-dir', hooksV1, '--ref', 'r']))).toMatch(/is not an ostree repository/)
-    expect(expectOneLineError(cli(['commit-hooks', '--repo', repo, '--base', 'no/such', '--hooks-dir', hooksV1, '--ref', 'r']))).toMatch(/base no\/such is not a ref or commit of/)
+    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1]))).toMatch(/commit-hooks needs --ref REF/)
+    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', work, '--base', 'x', '--hooks-dir', hooksV1, '--ref', 'r']))).toMatch(/is not an ostree repository/)
+    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'no/such', '--hooks-dir', hooksV1, '--ref', 'r']))).toMatch(/base no\/such is not a ref or commit of/)
     expect(expectOneLineError(cli(['status', '--sysroot', work]))).toMatch(/is not an ostree sysroot/)
     expect(expectOneLineError(cli(['gc']))).toMatch(/gc needs --repo REPO/)
   })

@@ -15,7 +15,7 @@ import { outcome, pathState } from './helpers/state.js'
 let repo: Repo
 let objects: Map<string, ObjectState>
 const cleanup: Array<() => void> = []
-beforeAll(() => { repo = makeRepo(); objects = snapshotObjects(repo.repo) })
+beforeAll(() => { repo = makeRepo({ shell: true }); objects = snapshotObjects(repo.repo) })
 afterAll(() => rmrf(repo.dir))
 afterEach(() => {
   for (const fn of cleanup.splice(0).reverse()) { try { fn() } catch { /* best effort */ } }
@@ -41,7 +41,7 @@ describe('crashes', () => {
   it('kill -9 of the server while a hook reads and writes: SERVER_DIED, no mount, repo intact', async () => {
     const co = root()
     const d = hooks({ '10-busy': `echo "$ROOTHOOK_ROOT" > ${co}/var/mp; while :; do cat "$ROOTHOOK_ROOT/usr/lib/big.bin" > /dev/null; echo x >> "$ROOTHOOK_ROOT/var/plain" || true; done` })
-    const run = runHooks({ root: co, hooksDir: d, mode: 'copyup', killGraceMs: 300, timeoutMs: 30_000 })
+    const run = runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', killGraceMs: 300, timeoutMs: 30_000 })
     await until('the hook to start', () => fs.existsSync(join(co, 'var/mp')))
     const mp = fs.readFileSync(join(co, 'var/mp'), 'utf8').trim()
     await sleep(300)
@@ -67,17 +67,18 @@ describe('crashes', () => {
   for (const sandbox of ['none', 'bwrap'] as const) {
     it(`kill -9 of the calling process while a hook runs (sandbox ${sandbox}): the server removes the mount`, async () => {
       const co = root()
-      const d = hooks({ '10-wait': `echo $$ > "$ROOTHOOK_ROOT/var/hook.pid"; echo "$ROOTHOOK_ROOT"; sleep 1000` })
+      const d = hooks({ '10-wait': 'echo $$ > "$ROOTHOOK_ROOT/var/hook.pid"; echo started; sleep 1000' })
+      const mp = emptyDir('rg-kill-mnt-')
       const script = `import { runHooks } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}
-await runHooks({ root: ${JSON.stringify(co)}, hooksDir: ${JSON.stringify(d)}, sandbox: ${JSON.stringify(sandbox)}, onOutput: (_h, _s, l) => console.log(l) })`
+await runHooks({ root: ${JSON.stringify(co)}, hooksDir: ${JSON.stringify(d)}, mountpoint: ${JSON.stringify(mp)}, sandbox: ${JSON.stringify(sandbox)}, onOutput: (_h, _s, l) => console.log(l) })`
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-      const mp = await new Promise<string>(resolve => child.stdout.once('data', c => resolve(String(c).trim())))
+      await new Promise<string>(resolve => child.stdout.once('data', c => resolve(String(c).trim())))
       expect(isMounted(mp)).toBe(true)
       await until('the hook pid', () => fs.existsSync(join(co, 'var/hook.pid')))
       // In bwrap the pid the hook sees is its namespace's; find the sandbox by its command line.
       const hostPid = sandbox === 'none'
         ? Number(fs.readFileSync(join(co, 'var/hook.pid'), 'utf8'))
-        : Number(execFileSync('pgrep', ['-f', `bwrap .*--chdir ${mp} `], { encoding: 'utf8' }).trim().split('\n')[0])
+        : Number(execFileSync('pgrep', ['-f', `bwrap --bind ${mp} / `], { encoding: 'utf8' }).trim().split('\n')[0])
       const server = serverPid(mp)
       child.kill('SIGKILL')
       await until('the mount to go', () => !isMounted(mp))
@@ -128,7 +129,7 @@ describe('copy-up that fails half way', () => {
     fs.writeFileSync(join(base, 'filler'), Buffer.alloc(Math.max(0, free - 100 * 1024)))
     const d = hooksDir({ '10-append': 'echo x >> "$ROOTHOOK_ROOT/etc/big" || echo refused' })
     cleanup.push(() => rmrf(d))
-    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d, '--mode', 'copyup'])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d, '--mode', 'copyup'])
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/✓ 10-append \[ok, [\d.]+ s\]: changed 0 paths; copied up 0 objects; denied 0 operations; failed 1 operation \(open for write \/etc\/big: ENOSPC\)\n/)
   })
@@ -169,7 +170,7 @@ describe('hooks that misbehave', () => {
       '10-holder': `cd /; setsid sleep 1000 < "$ROOTHOOK_ROOT/etc/conf" > /dev/null 2>&1 & echo held`,
       '20-flood': 'head -c 100000000 /dev/zero | tr "\\0" "y"; echo; echo end'
     })
-    const r = await runHooks({ root: co, hooksDir: d, killGraceMs: 300 })
+    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, killGraceMs: 300 })
     // One leftover, ended (caught just after fork it may still show the hook's command line).
     expect(r.hooks[0]!.killed).toHaveLength(1)
     expect(spawnSync('pgrep', ['-x', '-f', 'sleep 1000'], { encoding: 'utf8' }).stdout.trim()).toBe('')

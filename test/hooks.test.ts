@@ -40,7 +40,7 @@ describe('discoverHooks', () => {
   it('runs names with spaces and newlines like any other', async () => {
     const co = root()
     const d = hooks({ 'with space': 'echo "$ROOTHOOK_NAME" > "$ROOTHOOK_ROOT/var/space"', 'with\nnewline': 'echo ran > "$ROOTHOOK_ROOT/var/newline"' })
-    const r = await runHooks({ root: co, hooksDir: d })
+    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d })
     expect(r.hooks.map(h => h.name)).toEqual(['with\nnewline', 'with space']) // 0x0a sorts before 0x20
     expect(fs.readFileSync(join(co, 'var/space'), 'utf8')).toBe('with space\n')
     expect(fs.readFileSync(join(co, 'var/newline'), 'utf8')).toBe('ran\n')
@@ -59,7 +59,7 @@ describe('runHooks', () => {
       '20-second': 'echo second'
     })
     const lines: string[] = []
-    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', env: { EXTRA: 'x' }, onOutput: (h, s, l) => lines.push(`${h}:${s}:${l}`) })
+    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', env: { EXTRA: 'x' }, onOutput: (h, s, l) => lines.push(`${h}:${s}:${l}`) })
     expect(r.outcome).toBe('success')
     expect(lines).toEqual([
       `10-env:stdout:root=${r.mountpoint} name=10-env mode=copyup cwd=${r.mountpoint} extra=x`,
@@ -78,6 +78,7 @@ describe('runHooks', () => {
     // if output were not live, this would never finish.
     const d = hooks({ '10-live': `echo first; while [ ! -e ${gate} ]; do sleep 0.05; done; echo second; head -c 200000 /dev/zero | tr '\\0' 'e' >&2; echo >&2; echo last-line >&2` })
     const r = await runHooks({
+      sandbox: 'none',
       root: co,
       hooksDir: d,
       timeoutMs: 20_000,
@@ -92,7 +93,7 @@ describe('runHooks', () => {
   it('a hook that exits non-zero stops the run, names itself, and later hooks do not run', async () => {
     const co = root()
     const d = hooks({ '10-ok': 'touch "$ROOTHOOK_ROOT/var/ran-10"', '20-block': 'echo "incompatible kernel" >&2; exit 3', '30-never': 'touch "$ROOTHOOK_ROOT/var/ran-30"' })
-    const err = await failure(runHooks({ root: co, hooksDir: d }))
+    const err = await failure(runHooks({ sandbox: 'none', root: co, hooksDir: d }))
     expect(err.message).toBe('roothook 20-block failed: exit status 3')
     expect([err.hook, err.exitCode, err.signal, err.timedOut]).toEqual(['20-block', 3, null, false])
     expect(err.stderrTail).toBe('incompatible kernel\n')
@@ -104,7 +105,7 @@ describe('runHooks', () => {
   })
 
   it('a hook killed by a signal fails the run', async () => {
-    const err = await failure(runHooks({ root: root(), hooksDir: hooks({ '10-die': 'kill -KILL $$' }) }))
+    const err = await failure(runHooks({ sandbox: 'none', root: root(), hooksDir: hooks({ '10-die': 'kill -KILL $$' }) }))
     expect(err.message).toBe('roothook 10-die failed: killed by SIGKILL')
     expect(err.signal).toBe('SIGKILL')
   })
@@ -113,7 +114,7 @@ describe('runHooks', () => {
     const co = root()
     const pidFile = join(co, 'var/child.pid')
     const d = hooks({ '10-slow': `trap '' TERM; sleep 1000 & echo $! > ${pidFile}; while :; do sleep 0.1; done` })
-    const err = await failure(runHooks({ root: co, hooksDir: d, timeoutMs: 700, killGraceMs: 300 }))
+    const err = await failure(runHooks({ sandbox: 'none', root: co, hooksDir: d, timeoutMs: 700, killGraceMs: 300 }))
     expect(err.message).toBe('roothook 10-slow failed: timed out after 0.7 s')
     expect(err.timedOut).toBe(true)
     const child = Number(fs.readFileSync(pidFile, 'utf8'))
@@ -124,7 +125,7 @@ describe('runHooks', () => {
   it('ends processes a hook leaves running in the mount, even outside its group, and reports them', async () => {
     const co = root()
     const d = hooks({ '10-bg': `cd "$ROOTHOOK_ROOT/etc"; sleep 1000 & setsid sleep 999 < /dev/null > /dev/null 2>&1 & echo started` })
-    const r = await runHooks({ root: co, hooksDir: d, killGraceMs: 500 })
+    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, killGraceMs: 500 })
     expect(r.outcome).toBe('success')
     // Caught just after fork, a leftover may still show the hook's own command line.
     expect(r.hooks[0]!.killed).toHaveLength(2)
@@ -143,7 +144,7 @@ describe('runHooks', () => {
       '20-reader': 'cat "$ROOTHOOK_ROOT/etc/conf" > /dev/null'
     })
     const ended: string[] = []
-    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', onHookEnd: h => ended.push(`${h.name}:${h.activity.changes.length}`) })
+    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', onHookEnd: h => ended.push(`${h.name}:${h.activity.changes.length}`) })
     const a = r.hooks[0]!.activity
     expect(a.changes).toEqual([
       { path: '/etc/conf', change: 'modified', what: ['content'] },
@@ -179,7 +180,7 @@ describe('runHooks', () => {
       const before = process.env.ROFILES_GUARD_NATIVE
       if (layer === 'typescript') process.env.ROFILES_GUARD_NATIVE = '0' // read when the server starts
       let r: RunReport
-      try { r = await runHooks({ root: co, hooksDir: d, mode: 'copyup' }) } finally {
+      try { r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup' }) } finally {
         if (before === undefined) delete process.env.ROFILES_GUARD_NATIVE
         else process.env.ROFILES_GUARD_NATIVE = before
       }
@@ -207,7 +208,7 @@ describe('runHooks', () => {
   it("keeps the journal bounded: past 10,000 paths a hook's entries are counted, not kept", async () => {
     const co = root()
     const d = hooks({ '10-many': 'cd "$ROOTHOOK_ROOT/var/dir"; i=0; while [ $i -lt 10050 ]; do : > f$i; i=$((i+1)); done' })
-    const r = await runHooks({ root: co, hooksDir: d })
+    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d })
     const a = r.hooks[0]!.activity
     expect(a.changes).toHaveLength(10_000)
     expect(a.changes.every(c => c.change === 'created')).toBe(true)
@@ -219,7 +220,7 @@ describe('runHooks', () => {
     const co = root()
     const ac = new AbortController()
     const d = hooks({ '10-wait': 'echo waiting; sleep 1000', '20-never': 'touch "$ROOTHOOK_ROOT/var/ran-20"' })
-    const p = runHooks({ root: co, hooksDir: d, signal: ac.signal, killGraceMs: 300, onOutput: (_h, _s, l) => { if (l === 'waiting') ac.abort() } })
+    const p = runHooks({ sandbox: 'none', root: co, hooksDir: d, signal: ac.signal, killGraceMs: 300, onOutput: (_h, _s, l) => { if (l === 'waiting') ac.abort() } })
     const err = await p.then(() => null, (e: unknown) => e)
     expect(err).toBeInstanceOf(RunAbortedError)
     const report = (err as RunAbortedError).report
@@ -230,20 +231,20 @@ describe('runHooks', () => {
   })
 
   it('an empty hooks directory is a successful run with no hooks', async () => {
-    const r = await runHooks({ root: root(), hooksDir: hooks({}) })
+    const r = await runHooks({ sandbox: 'none', root: root(), hooksDir: hooks({}) })
     expect([r.outcome, r.hooks.length]).toEqual(['success', 0])
   })
 
   it('refuses a missing hooks directory and a bad timeout before mounting', async () => {
-    await expect(runHooks({ root: root(), hooksDir: '/nonexistent' })).rejects.toMatchObject({ code: 'HOOKS_DIR_NOT_FOUND' })
-    await expect(runHooks({ root: root(), hooksDir: hooks({}), timeoutMs: -1 })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
+    await expect(runHooks({ sandbox: 'none', root: root(), hooksDir: '/nonexistent' })).rejects.toMatchObject({ code: 'HOOKS_DIR_NOT_FOUND' })
+    await expect(runHooks({ sandbox: 'none', root: root(), hooksDir: hooks({}), timeoutMs: -1 })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
     await expect(runHooks({ root: root(), hooksDir: hooks({}), sandbox: 'docker' as never })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
   })
 })
 
 describe('sandboxes', () => {
   // Writes to the backing root's real path and to a repository object by its real path:
-  // possible for a plain hook, impossible under bwrap, where only the mount is writable.
+  // possible for a plain hook, impossible under bwrap, where the new root is all there is.
   const escape = (co: string, objectPath: string): string => `echo escaped > ${co}/var/escaped && echo done-root; echo corrupt >> ${objectPath} && echo done-object`
 
   /** The repository object behind the checkout's etc/conf (same inode). */
@@ -256,30 +257,34 @@ describe('sandboxes', () => {
     throw new Error('object of etc/conf not found')
   }
 
-  it('bwrap: host read-only, only the mount writable, private /tmp, own PID namespace', async () => {
+  it('bwrap (the default): the new root is /, the host\'s paths are out of reach, absolute writes land in the root', async () => {
     const co = root()
     const obj = objectFile(fixture(), co)
     const d = hooks({
-      '10-escape': `${escape(co, obj)} || true; echo x > /var/tmp/rg-bwrap-escape-$$ && echo done-host || true`,
-      '20-inside': `echo ok > "$ROOTHOOK_ROOT/var/inside"; echo private > /tmp/rg-sandbox-$$; echo "pidns=$(readlink /proc/self/ns/pid)"`,
-      // Root in the sandbox must not be able to undo it: no remount of the host, no disk device.
-      '30-undo': 'mount -o remount,rw / 2>/dev/null && echo done-remount; mknod /dev/rg-disk b 8 0 2>/dev/null && echo done-mknod; chown 4321 "$ROOTHOOK_ROOT/var/inside" && echo chown-ok; true'
+      '10-escape': `${escape(co, obj)} || true; echo x > /var/tmp/rg-bwrap-escape && echo wrote-var-tmp`,
+      '20-inside': 'echo ok > /var/inside; echo private > /tmp/rg-sandbox-$$; echo "pidns=$(readlink /proc/self/ns/pid)"',
+      // Root in the sandbox must not be able to undo it: no remount, no disk device.
+      '30-undo': 'mount -o remount,ro / 2>/dev/null && echo done-remount; mknod /dev/rg-disk b 8 0 2>/dev/null && echo done-mknod; chown 4321 /var/inside && echo chown-ok; true'
     })
     const lines: string[] = []
-    const r = await runHooks({ root: co, hooksDir: d, sandbox: 'bwrap', onOutput: (_h, _s, l) => lines.push(l) })
+    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', onOutput: (_h, _s, l) => lines.push(l) })
+    expect(r.sandbox).toBe('bwrap')
     expect(lines.filter(l => l.startsWith('done'))).toEqual([])
     expect(lines).toContain('chown-ok') // file capabilities a hook needs stay
-    // The host is read-only; the backing root and repo here are not even visible (they lie
-    // under the sandbox's private /tmp).
-    expect(lines.join('\n')).toMatch(/Read-only file system/)
+    // The host's path of the checkout and of the repository are not there (or are the new
+    // root's own, empty, paths): nothing reaches them.
     expect(lines.join('\n')).toMatch(/nonexistent|No such file/)
     expect(fs.existsSync(join(co, 'var/escaped'))).toBe(false)
-    expect(fs.readdirSync('/var/tmp').filter(n => n.startsWith('rg-bwrap-escape-'))).toEqual([])
+    // /var/tmp is the new root's.
+    expect(lines).toContain('wrote-var-tmp')
+    expect(fs.readFileSync(join(co, 'var/tmp/rg-bwrap-escape'), 'utf8')).toBe('x\n')
+    expect(fs.existsSync('/var/tmp/rg-bwrap-escape')).toBe(false)
     expect(fs.readFileSync(join(co, 'var/inside'), 'utf8')).toBe('ok\n')
     expect(fs.readdirSync('/tmp').filter(n => n.startsWith('rg-sandbox-'))).toEqual([])
+    expect(fs.readdirSync(join(co, 'tmp')).filter(n => n.startsWith('rg-sandbox-'))).toEqual([])
     const pidns = lines.find(l => l.startsWith('pidns='))!.slice(6)
     expect(pidns).not.toBe(fs.readlinkSync('/proc/self/ns/pid'))
-    expect(r.outcome).toBe('success')
+    expect(r.hooks.map(h => h.activity.changes.map(c => c.path))).toEqual([['/var/tmp/rg-bwrap-escape'], ['/var/inside'], ['/var/inside']])
   })
 
   it('none: the same hook can reach the real paths (why bwrap is recommended)', async () => {
@@ -292,13 +297,13 @@ describe('sandboxes', () => {
     expect(spawnSync('ostree', ['fsck', `--repo=${throwaway.repo}`]).status).not.toBe(0)
   })
 
-  it("chroot: the mount is /, the hook runs with the root's own /bin/sh", async () => {
+  it("bwrap: / and the working directory are the new root, the hook runs with the root's own /bin/sh", async () => {
     const co = root()
     const lines: string[] = []
     const r: RunReport = await runHooks({
       root: co,
-      hooksDir: hooks({ '10-chroot': 'echo "root=$ROOTHOOK_ROOT pwd=$(pwd)"; read line < /etc/conf; echo "conf=$line"; echo made > /var/made' }),
-      sandbox: 'chroot',
+      hooksDir: hooks({ '10-root': 'echo "root=$ROOTHOOK_ROOT pwd=$(pwd)"; read line < /etc/conf; echo "conf=$line"; echo made > /var/made' }),
+      sandbox: 'bwrap',
       mode: 'copyup',
       onOutput: (_h, _s, l) => lines.push(l)
     })

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { HookFailedError, mountGuard, runHooks, type GuardMount, type Mode } from '../dist/index.js'
 import { emptyDir, fsck, rmrf, sh, snapshotObjects, type ObjectState } from './helpers/fixture.js'
 import { hooksDir } from './helpers/hooks.js'
+import { copyHostPrograms } from '../dist/hooks/userland.js'
 
 let dir: string
 let repo: string
@@ -22,6 +23,8 @@ beforeAll(() => {
   fs.mkdirSync(join(t, 'var'))
   fs.writeFileSync(join(t, 'usr/etc/os-release'), 'NAME=testos\n')
   fs.writeFileSync(join(t, 'usr/bin/tool'), '#!/bin/sh\n', { mode: 0o755 })
+  copyHostPrograms(t, ['/usr/bin/dash', '/usr/bin/cat'])
+  for (const d of ['dev', 'proc', 'tmp']) fs.mkdirSync(join(t, d))
   repo = join(dir, 'repo')
   sh('ostree', ['init', `--repo=${repo}`, '--mode=bare'])
   sh('ostree', ['commit', `--repo=${repo}`, '--branch=os', `--tree=dir=${t}`])
@@ -54,7 +57,7 @@ describe('/etc of an ostree OS tree', () => {
     const m = await mount(co, 'copyup')
     expect(fs.readlinkSync(join(m, 'etc'))).toBe('usr/etc')
     expect(fs.lstatSync(join(m, 'etc')).isSymbolicLink()).toBe(true)
-    expect(fs.readdirSync(m).sort()).toEqual(['etc', 'usr', 'var'])
+    expect(fs.readdirSync(m).filter(n => n.includes('etc'))).toEqual(['etc'])
     expect(fs.readFileSync(join(m, 'etc/os-release'), 'utf8')).toBe('NAME=testos\n')
     fs.appendFileSync(join(m, 'etc/os-release'), 'HOOKED=1\n') // a copy-up in usr/etc
     fs.writeFileSync(join(m, 'etc/new.conf'), 'x\n')
@@ -81,6 +84,22 @@ describe('/etc of an ostree OS tree', () => {
     const d = hooksDir({ '10-etc': 'echo "HOOKED=1" >> etc/os-release; echo y > etc/hook.conf' })
     made.push(d)
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none' })
+    expect(r.hooks[0]!.activity.changes).toEqual([
+      { path: '/usr/etc/hook.conf', change: 'created', what: [] },
+      { path: '/usr/etc/os-release', change: 'modified', what: ['content'] }
+    ])
+    expect(fs.readFileSync(join(co, 'usr/etc/os-release'), 'utf8')).toBe('NAME=testos\nHOOKED=1\n')
+    expect(fs.existsSync(join(co, 'etc'))).toBe(false)
+  })
+
+  it('in the default sandbox (bwrap) /etc is usr/etc: an absolute /etc/... edit and a cd /etc land there', async () => {
+    const co = checkout()
+    const d = hooksDir({ '10-etc': 'echo "HOOKED=1" >> /etc/os-release; cd /etc; echo y > hook.conf; cat /usr/etc/hook.conf; echo "cwd=$(pwd -P)"' })
+    made.push(d)
+    const lines: string[] = []
+    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', onOutput: (_h, _s, l) => lines.push(l) })
+    expect(r.sandbox).toBe('bwrap')
+    expect(lines).toEqual(['y', 'cwd=/usr/etc'])
     expect(r.hooks[0]!.activity.changes).toEqual([
       { path: '/usr/etc/hook.conf', change: 'created', what: [] },
       { path: '/usr/etc/os-release', change: 'modified', what: ['content'] }

@@ -13,7 +13,7 @@ import { fuseMounts } from './helpers/mounts.js'
 
 let repo: Repo
 const dirs: string[] = []
-beforeAll(() => { repo = makeRepo() })
+beforeAll(() => { repo = makeRepo({ shell: true }) })
 afterAll(() => rmrf(repo.dir))
 afterEach(() => { fsck(repo.repo); for (const d of dirs.splice(0)) rmrf(d) })
 
@@ -28,7 +28,7 @@ describe('rofiles-guard run-hooks', () => {
     dirs.push(d)
     fs.copyFileSync(fileURLToPath(new URL('../examples/hooks/90-check-kernel', import.meta.url)), join(d, '90-check-kernel'))
     fs.chmodSync(join(d, '90-check-kernel'), 0o755)
-    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d])
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toContain('[90-check-kernel] no kernel modules in this root: nothing to check\n')
   })
@@ -39,16 +39,16 @@ describe('rofiles-guard run-hooks', () => {
     fs.mkdirSync(join(plain, 'etc'))
     fs.writeFileSync(join(plain, 'etc/conf'), 'a plain copy\n')
     const d = hooks({ '10-a': 'true', '20-b': 'true' })
-    const r = cli(['run-hooks', '--root', plain, '--hooks-dir', d])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', plain, '--hooks-dir', d])
     expect(r.status).toBe(0)
     const notes = r.stdout.split('\n').filter(l => l.includes('holds no hardlinked repository objects'))
     expect(notes).toEqual([`note: ${fs.realpathSync(plain)} holds no hardlinked repository objects: the guard had nothing to protect (is it an \`ostree checkout -H\`?)`])
-    expect(cli(['run-hooks', '--root', root(), '--hooks-dir', d]).stdout).not.toContain('holds no hardlinked')
+    expect(cli(['run-hooks', '--sandbox', 'none', '--root', root(), '--hooks-dir', d]).stdout).not.toContain('holds no hardlinked')
   })
 
   it('streams output prefixed with the hook name, prints a summary, exits 0', () => {
     const d = hooks({ '10-hello': 'echo hello; echo warn >&2; echo n > "$ROOTHOOK_ROOT/var/new"', '20-edit': 'echo x >> "$ROOTHOOK_ROOT/etc/conf" || echo refused' })
-    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', d])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', root(), '--hooks-dir', d])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain('[10-hello] hello\n')
     expect(r.stderr).toContain('[10-hello] warn\n')
@@ -61,7 +61,7 @@ describe('rofiles-guard run-hooks', () => {
     const co = root()
     const out = emptyDir('rg-report-')
     dirs.push(out)
-    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d, '--mode', 'copyup', '--report', join(out, 'report.json')])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d, '--mode', 'copyup', '--report', join(out, 'report.json')])
     expect(r.status).toBe(1)
     expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 20-block failed: exit status 3')
     const report = JSON.parse(fs.readFileSync(join(out, 'report.json'), 'utf8'))
@@ -108,14 +108,14 @@ describe('rofiles-guard run-hooks', () => {
   it('a hook without the run bit is named before any hook runs, with the chmod that fixes it; --strict stops the run', () => {
     const d = hooks({ '10-ok': 'echo started >&2; touch "$ROOTHOOK_ROOT/var/ran"', '20-noexec': ['true', 0o644] })
     const co = root()
-    const r = cli(['run-hooks', '--root', co, '--hooks-dir', d])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d])
     expect(r.status, r.stderr).toBe(0)
     const fix = `rofiles-guard: skipping 20-noexec: not executable (chmod +x ${join(fs.realpathSync(d), '20-noexec')} makes it a hook)`
     const lines = r.stderr.split('\n')
     expect(lines.indexOf(fix)).toBeGreaterThanOrEqual(0)
     expect(lines.indexOf(fix)).toBeLessThan(lines.indexOf('[10-ok] started'))
     fs.rmSync(join(co, 'var/ran'))
-    const strict = expectOneLineError(cli(['run-hooks', '--root', co, '--hooks-dir', d, '--strict']))
+    const strict = expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d, '--strict']))
     expect(strict).toBe(`rofiles-guard: hook 20-noexec in ${fs.realpathSync(d)} would not run: not executable (chmod +x ${join(fs.realpathSync(d), '20-noexec')} makes it a hook); nothing ran (without --strict it is skipped)`)
     expect(fs.existsSync(join(co, 'var/ran'))).toBe(false)
   })
@@ -132,7 +132,7 @@ describe('rofiles-guard run-hooks', () => {
   })
 
   it('--json prints the report on stdout, hook output on stderr', () => {
-    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', hooks({ '10-a': 'echo out' }), '--json', '--timeout', '30'])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', root(), '--hooks-dir', hooks({ '10-a': 'echo out' }), '--json', '--timeout', '30'])
     expect(r.status).toBe(0)
     const report = JSON.parse(r.stdout)
     expectValidReport(report)
@@ -143,13 +143,13 @@ describe('rofiles-guard run-hooks', () => {
 
   it('an empty hooks directory is a success that says no hooks ran', () => {
     const d = hooks({})
-    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', d])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', root(), '--hooks-dir', d])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain(`no hooks ran: ${d} holds no hooks`)
   })
 
   it('times out a hook: exit 1 with "timed out after"', () => {
-    const r = cli(['run-hooks', '--root', root(), '--hooks-dir', hooks({ '10-slow': 'sleep 60' }), '--timeout', '0.5'])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', root(), '--hooks-dir', hooks({ '10-slow': 'sleep 60' }), '--timeout', '0.5'])
     expect(r.status).toBe(1)
     expect(r.stderr.trim().split('\n').at(-1)).toBe('roothook 10-slow failed: timed out after 0.5 s')
   })
@@ -159,7 +159,8 @@ describe('rofiles-guard run-hooks', () => {
     ['missing hooks dir', co => ['run-hooks', '--root', co, '--hooks-dir', '/nonexistent/hooks'], /hooks directory \/nonexistent\/hooks does not exist/],
     ['root missing', (co, d) => ['run-hooks', '--root', join(co, 'nope'), '--hooks-dir', d], /source .* does not exist/],
     ['unknown mode', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--mode', 'yolo'], /unknown mode 'yolo'/],
-    ['unknown sandbox', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'docker'], /unknown sandbox 'docker'/],
+    ['unknown sandbox', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'docker'], /unknown sandbox 'docker': use bwrap \(the default\) or none$/],
+    ['the old chroot sandbox', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'chroot'], /sandbox chroot is now bwrap, the default: hooks run with the new root as \/$/],
     ['negative timeout', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--timeout=-5'], /--timeout -5: give a positive number/],
     ['timeout value looks like an option', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--timeout', '-5'], /--timeout/],
     ['zero timeout', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--timeout', '0'], /--timeout 0: give a positive number/],
@@ -177,12 +178,30 @@ describe('rofiles-guard run-hooks', () => {
     })
   }
 
+  // Where bwrap cannot make its namespaces (here: a bwrap that refuses as the real one does on
+  // a machine without user namespaces), the default sandbox stops the run before any hook, and
+  // the line names the way to run unsandboxed; nothing runs without being asked for by name.
+  it('bad input: the default sandbox where bwrap cannot work stops before any hook, naming --sandbox none', () => {
+    const co = root()
+    const listing = fs.readdirSync(join(co, 'var')).sort()
+    const bin = fs.mkdtempSync(join(tmpdir(), 'rg-nobwrap-'))
+    try {
+      fs.writeFileSync(join(bin, 'bwrap'), '#!/bin/sh\necho "bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces." >&2\nexit 1\n', { mode: 0o755 })
+      const d = hooks({ '10-x': 'touch "$ROOTHOOK_ROOT/var/ran"' })
+      const line = expectOneLineError(cli(['run-hooks', '--root', co, '--hooks-dir', d], [], { PATH: `${bin}:${process.env.PATH ?? ''}` }))
+      expect(line).toBe('rofiles-guard: sandbox bwrap unavailable: bwrap cannot create namespaces on this machine (bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces.; allow unprivileged user namespaces, or run as root); to run the hooks unsandboxed, with the host\'s files in reach, ask for sandbox none (--sandbox none)')
+      expect(fs.readdirSync(join(co, 'var')).sort()).toEqual(listing)
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true })
+    }
+  })
+
   // A user without access to /dev/fuse (it is 0600 here; where it is 0666 everyone has access).
   it.skipIf((fs.statSync('/dev/fuse').mode & 0o006) === 0o006)('bad input: a user without access to /dev/fuse is told what is missing, and no hook runs', () => {
     const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
     const co = root()
     const d = hooks({ '10-x': 'touch "$ROOTHOOK_ROOT/var/ran"' })
-    expect(expectOneLineError(cli(['run-hooks', '--root', co, '--hooks-dir', d], nobody))).toMatch(/\/dev\/fuse \(mode 0[0-7]+\) is not readable and writable by nobody, and mounting as a user needs it: as root, chmod 0666 \/dev\/fuse/)
+    expect(expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d], nobody))).toMatch(/\/dev\/fuse \(mode 0[0-7]+\) is not readable and writable by nobody, and mounting as a user needs it: as root, chmod 0666 \/dev\/fuse/)
     expect(fs.existsSync(join(co, 'var/ran'))).toBe(false)
   })
 
@@ -190,7 +209,7 @@ describe('rofiles-guard run-hooks', () => {
     it(`${sig} stops the running hook, removes the mount, exits ${code}`, async () => {
       const co = root()
       const d = hooks({ '10-wait': `echo $$ > "${co}/var/hook.pid"; echo "$ROOTHOOK_ROOT" > "${co}/var/mountpoint"; echo waiting; sleep 1000`, '20-never': 'touch "$ROOTHOOK_ROOT/var/never"' })
-      const child = spawn(process.execPath, [CLI, 'run-hooks', '--root', co, '--hooks-dir', d], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(process.execPath, [CLI, 'run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d], { stdio: ['ignore', 'pipe', 'pipe'] })
       let err = ''
       child.stderr.on('data', c => { err += String(c) })
       await new Promise<void>(resolve => child.stdout.on('data', c => { if (String(c).includes('waiting')) resolve() }))
@@ -216,24 +235,24 @@ describe('run-hooks --repo --ref: a hook author\'s loop', () => {
     for (let i = 0; i < 2; i++) {
       const out = emptyDir('rg-report-')
       dirs.push(out)
-      const r = cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--mode', 'copyup', '--report', join(out, 'r.json')])
+      const r = cli(['run-hooks', '--sandbox', 'none', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--mode', 'copyup', '--report', join(out, 'r.json')])
       expect(r.status, r.stderr).toBe(0)
       expect(r.stdout).toMatch(/✓ 10-b \[ok, [\d.]+ s\]: changed 1 path \(\/etc\/conf \(content\)\); copied up 1 object/)
       expect(scratch()).toEqual([])
     }
     const failing = hooks({ '10-b': 'echo "b = 3" >> "$ROOTHOOK_ROOT/etc/conf"', '20-fail': 'exit 3' })
-    expect(cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', failing, '--mode', 'copyup']).status).toBe(1)
+    expect(cli(['run-hooks', '--sandbox', 'none', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', failing, '--mode', 'copyup']).status).toBe(1)
     expect(scratch()).toEqual([])
     const kept = join(repo.dir, `kept-${Date.now()}`)
     dirs.push(kept)
-    expect(cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--mode', 'copyup', '--keep', kept]).status).toBe(0)
+    expect(cli(['run-hooks', '--sandbox', 'none', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--mode', 'copyup', '--keep', kept]).status).toBe(0)
     expect(fs.readFileSync(join(kept, 'etc/conf'), 'utf8')).toBe('original config\nb = 3\n')
     expect(snapshotObjects(repo.repo)).toEqual(objects)
   })
 
   it('Ctrl-C during the run: the throwaway checkout is removed too', async () => {
     const d = hooks({ '10-wait': 'echo waiting; sleep 1000' })
-    const child = spawn(process.execPath, [CLI, 'run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, 'run-hooks', '--sandbox', 'none', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d], { stdio: ['ignore', 'pipe', 'pipe'] })
     await new Promise<void>(resolve => child.stdout.on('data', c => { if (String(c).includes('waiting')) resolve() }))
     expect(fs.readdirSync(join(repo.repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-run-'))).toHaveLength(1)
     child.kill('SIGINT')
@@ -243,10 +262,10 @@ describe('run-hooks --repo --ref: a hook author\'s loop', () => {
 
   it('bad input is one line, and nothing is checked out', () => {
     const d = hooks({ '10-ok': 'true' })
-    expect(expectOneLineError(cli(['run-hooks', '--root', root(), '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d]))).toMatch(/takes --root DIR, or --repo REPO --ref REF, not both/)
-    expect(expectOneLineError(cli(['run-hooks', '--repo', repo.repo, '--hooks-dir', d]))).toMatch(/--repo and --ref go together/)
-    expect(expectOneLineError(cli(['run-hooks', '--repo', repo.repo, '--ref', 'no/such', '--hooks-dir', d]))).toMatch(/ref no\/such is not a ref or commit of/)
-    expect(expectOneLineError(cli(['run-hooks', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--keep', repo.dir]))).toMatch(/keep: .* exists: give a new directory/)
+    expect(expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--root', root(), '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d]))).toMatch(/takes --root DIR, or --repo REPO --ref REF, not both/)
+    expect(expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--repo', repo.repo, '--hooks-dir', d]))).toMatch(/--repo and --ref go together/)
+    expect(expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--repo', repo.repo, '--ref', 'no/such', '--hooks-dir', d]))).toMatch(/ref no\/such is not a ref or commit of/)
+    expect(expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--repo', repo.repo, '--ref', repo.ref, '--hooks-dir', d, '--keep', repo.dir]))).toMatch(/keep: .* exists: give a new directory/)
     expect(fs.readdirSync(join(repo.repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-'))).toEqual([])
   })
 })

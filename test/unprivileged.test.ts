@@ -139,7 +139,7 @@ describe('a copy-up in a user-mode checkout, committed', () => {
 })
 
 describe('hooks, the demo and copy-up limits as a user', () => {
-  for (const sandbox of ['none', 'bwrap', 'chroot'] as const) {
+  for (const sandbox of ['none', 'bwrap'] as const) {
     it(`runs hooks in sandbox ${sandbox}`, () => {
       const co = fresh()
       expect(asUser('ostree', ['checkout', `--repo=${repo}`, '-U', '-H', 'test', co]).status).toBe(0)

@@ -25,7 +25,7 @@ commits nothing and leaves REF as it was. Works as a user on a bare-user reposit
   --ref REF         the ref to commit to (required)
   --mode MODE       copyup (default), deny, or readonly (or read-only): a check run whose
                     commit is the base plus hooks.json
-  --sandbox KIND    none (default), bwrap or chroot, as for run-hooks
+  --sandbox KIND    bwrap (default) or none, as for run-hooks
   --timeout SECONDS per hook (default ${DEFAULT_TIMEOUT_MS / 1000})
   --force           run even when REF is up to date
   --report FILE     write the run's report as JSON to FILE

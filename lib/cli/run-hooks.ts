@@ -4,7 +4,7 @@ import { GuardError } from '../errors.js'
 import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
 import { DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, runHooks, type RunHooksOptions } from '../hooks/run.js'
 import type { RunReport } from '../hooks/report.js'
-import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
+import { sandboxOf, type Sandbox } from '../hooks/sandbox.js'
 import { suspicious } from '../hooks/discover.js'
 import { MODE_OPTION, modeOf, parse, type Parsed } from './args.js'
 import { summary } from './summary.js'
@@ -28,8 +28,8 @@ non-zero, is killed or times out stops the run: that is how a hook blocks an upg
   --mode MODE       deny (default): writes to repository objects fail with EROFS;
                     copyup: they go to a private copy; readonly (or read-only): every
                     write fails
-  --sandbox KIND    none (default): plain processes; bwrap: host read-only, only the mount
-                    writable; chroot: the mount as /
+  --sandbox KIND    bwrap (default): the new root is /, and nothing of the host's files is
+                    in view; none: plain processes on the host (only when asked for)
   --timeout SECONDS per hook (default ${DEFAULT_TIMEOUT_MS / 1000})
   --report FILE     write the full report as JSON to FILE
   --json            print the report as JSON on stdout (hook output goes to stderr)
@@ -38,8 +38,9 @@ non-zero, is killed or times out stops the run: that is how a hook blocks an upg
                     and said so before the first hook
   -h, --help        show this help
 
-Each hook runs with the mount as its working directory, stdin closed, and ROOTHOOK_ROOT,
-ROOTHOOK_NAME and ROOTHOOK_MODE in its environment.
+Each hook runs with the new root as its working directory (/ in bwrap, the mount in none),
+stdin closed, and ROOTHOOK_ROOT (that directory), ROOTHOOK_NAME and ROOTHOOK_MODE in its
+environment. On an ostree OS tree (usr/etc and no etc) hooks see usr/etc at /etc.
 `
 
 export function timeoutOf (v: string | undefined): number {
@@ -124,8 +125,7 @@ export function hookRunOptions (values: Parsed['values']): {
   sandbox: Sandbox, timeoutMs: number, reportFile: string | null, json: boolean, info: NodeJS.WriteStream,
   show: Required<Pick<RunHooksOptions, 'onHookStart' | 'onOutput' | 'onDiscovered'>> & { strict: boolean }
 } {
-  const sandbox = (values.sandbox ?? 'none') as Sandbox
-  if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(values.sandbox)}': use none, bwrap or chroot`)
+  const sandbox = sandboxOf(values.sandbox)
   const timeoutMs = timeoutOf(values.timeout as string | undefined)
   const reportFile = typeof values.report === 'string' ? checkReportPath(values.report) : null
   const json = Boolean(values.json)

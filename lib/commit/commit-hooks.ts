@@ -4,7 +4,7 @@ import { GuardError } from '../errors.js'
 import { discoverHooks, refuseUnrunnable } from '../hooks/discover.js'
 import type { RunReport } from '../hooks/report.js'
 import { runHooks, type RunHooksOptions } from '../hooks/run.js'
-import { isSandbox, type Sandbox } from '../hooks/sandbox.js'
+import { sandboxOf, type Sandbox } from '../hooks/sandbox.js'
 import { logger } from '../log.js'
 import { checkMode } from '../mount/preflight.js'
 import { checkNewRef, checkRepo, checkoutHardlinked, commitOnTop, diffCounts, metadataString, resolveRev, revParse, scratchDir } from '../ostree.js'
@@ -26,6 +26,7 @@ export interface CommitHooksOptions extends Pick<RunHooksOptions, 'timeoutMs' | 
   ref: string
   /** copyup (default), deny, or readonly: a check run whose commit is the base plus hooks.json. */
   mode?: Mode
+  /** bwrap (default) or none, as for runHooks. */
   sandbox?: Sandbox
   /** Run even when `ref` already holds a commit of the same inputs. */
   force?: boolean
@@ -56,8 +57,7 @@ export interface CommitHooksResult {
 export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHooksResult> {
   const repo = checkRepo(opts.repo)
   const mode = checkMode(opts.mode ?? 'copyup')
-  const sandbox = opts.sandbox ?? 'none'
-  if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
+  const sandbox = sandboxOf(opts.sandbox)
   const base = await resolveRev(repo, opts.base, 'base')
   await checkNewRef(repo, opts.ref) // before any hook runs: a ref ostree would refuse fails now
   const discovery = discoverHooks(opts.hooksDir)

@@ -45,7 +45,7 @@ export function processesUsing (mountpoint: string, exclude: Set<number>): Kille
   return out
 }
 
-/** Whether `pid` is a bubblewrap process: the launcher of a bwrap or chroot sandbox. */
+/** Whether `pid` is a bubblewrap process: the launcher of the bwrap sandbox. */
 export function isLauncher (pid: number): boolean {
   try { return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bwrap' } catch { return false }
 }

@@ -12,8 +12,8 @@ import { discoverHooks, refuseUnrunnable, type Discovery, type Hook } from './di
 import { HookFailedError, RunAbortedError } from './errors.js'
 import { groupMembers, isLauncher, processesUsing, terminate, type KilledProcess } from './leftovers.js'
 import { describeEnd, emptyActivity, TAIL_BYTES, type HookReport, type RunReport } from './report.js'
-import { checkSandbox, isSandbox, launch, type Sandbox } from './sandbox.js'
-import { checkChrootRoot, whyNotStartable } from './startable.js'
+import { checkSandbox, launch, sandboxOf, type Sandbox } from './sandbox.js'
+import { checkSandboxRoot, whyNotStartable } from './startable.js'
 import { hasObjects } from '../mount/objects.js'
 
 const log = logger('hooks')
@@ -43,7 +43,8 @@ export interface RunHooksOptions {
   hooksDir?: string
   /** deny (default), copyup or readonly: see GuardOptions.mode. */
   mode?: Mode
-  /** none (default), bwrap or chroot: see docs/spec.md, "Hooks". */
+  /** bwrap (default): the new root as `/`, nothing of the host's files in view; none: plain
+   *  processes on the host, only when asked for. See docs/spec.md, "Sandboxes". */
   sandbox?: Sandbox
   /** Per hook; default 600 000 (10 min). `null`: no limit. */
   timeoutMs?: number | null
@@ -124,7 +125,7 @@ function logEnd (h: HookReport, timeoutMs: number | null): void {
   for (const p of a.copiedUp) log('%s: copied up %s', h.name, p)
 }
 
-async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandbox, hooksDir: string, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
+async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandbox, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
   const started = Date.now()
   const launchError = whyNotStartable(hook.path, o.sandbox, guard.mountpoint)
   if (launchError !== null) {
@@ -132,7 +133,7 @@ async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandb
     const report = hookReport(hook, started, { exitCode: 127, signal: null, timedOut: false, launchError, stdoutTail: '', stderrTail: launchError, killed: [] })
     return { report, failed: true, aborted: false }
   }
-  const l = launch(o.sandbox, hook.path, o.hooksDir, hook.name, guard.mountpoint)
+  const l = launch(o.sandbox, hook.path, hook.name, guard.mountpoint)
   const out = new Tail(line => o.onOutput?.(hook.name, 'stdout', line))
   const err = new Tail(line => o.onOutput?.(hook.name, 'stderr', line))
   const sub = execa(l.file, l.args, {
@@ -232,8 +233,7 @@ async function runOnCommit (opts: RunHooksOptions): Promise<RunReport> {
 async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunReport> {
   const mode = checkMode(opts.mode)
   checkSystem() // no /dev/fuse or no access to it, no fusermount3, ...: say so before anything else
-  const sandbox = opts.sandbox ?? 'none'
-  if (!isSandbox(sandbox)) throw new GuardError('BAD_ARGUMENT', `unknown sandbox '${String(sandbox)}': use none, bwrap or chroot`)
+  const sandbox = sandboxOf(opts.sandbox)
   const timeoutMs = checkTimeout(opts.timeoutMs)
   const graceMs = opts.killGraceMs ?? 5000
   const root = checkSource(rootArg)
@@ -241,7 +241,7 @@ async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunRe
   if (opts.strict) refuseUnrunnable(discovery)
   opts.onDiscovered?.(discovery)
   await checkSandbox(sandbox)
-  if (sandbox === 'chroot') checkChrootRoot(root)
+  if (sandbox === 'bwrap') checkSandboxRoot(root)
   const rootHasObjects = hasObjects(root)
   // An ostree OS tree keeps its configuration in usr/etc; a top-level etc beside it is one that
   // ostree admin deploy refuses ("Tree contains both /etc and /usr/etc").
@@ -286,7 +286,7 @@ async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunRe
       await guard.setHook(hook.name)
       log('%s starts (%d/%d)', hook.name, i + 1, discovery.hooks.length)
       opts.onHookStart?.(hook, i, discovery.hooks.length)
-      const ran = await runOne(hook, guard, { mode, sandbox, hooksDir: discovery.dir, timeoutMs, graceMs, env, onOutput: opts.onOutput, signal: opts.signal })
+      const ran = await runOne(hook, guard, { mode, sandbox, timeoutMs, graceMs, env, onOutput: opts.onOutput, signal: opts.signal })
       // The hook has ended: its net effect is read now, before anything else changes the root.
       let lost: string | null = null
       try {

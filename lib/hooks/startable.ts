@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { GuardError } from '../errors.js'
-import { CHROOT_MOUNT_POINTS, type Sandbox } from './sandbox.js'
+import { SANDBOX_MOUNT_POINTS, type Sandbox } from './sandbox.js'
 
 const MAX_SYMLINKS = 40 // as the kernel's path walk
 
@@ -43,34 +43,34 @@ export function interpreterOf (file: string): string | null {
 
 /**
  * Why `hookPath` cannot start where the sandbox runs it, or null: the interpreter of its `#!` line
- * must exist as an executable file in the new root (chroot) or on the host (none, bwrap), where
- * the kernel will look for it. Without this the only word would be bwrap's or the kernel's
+ * must exist as an executable file in the new root (bwrap) or on the host (none), where the
+ * kernel will look for it. Without this the only word would be bwrap's or the kernel's
  * "No such file or directory", about a hook that plainly exists.
  */
 export function whyNotStartable (hookPath: string, sandbox: Sandbox, mountpoint: string): string | null {
   const interp = interpreterOf(hookPath)
   if (interp === null) return null
-  const inRoot = sandbox === 'chroot'
+  const inRoot = sandbox === 'bwrap'
   const where = inRoot ? 'in the new root' : 'on this machine'
   if (!interp.startsWith('/')) return `its #! line names ${interp}, not an absolute path`
   const host = inRoot ? resolveInRoot(mountpoint, interp) : interp
   let st: fs.Stats | null = null
   try { st = host === null ? null : fs.statSync(host) } catch { /* missing */ }
-  if (st === null) return `its interpreter ${interp} (from its #! line) does not exist ${where}${inRoot ? ': install it in the image, or use --sandbox bwrap' : ''}`
+  if (st === null) return `its interpreter ${interp} (from its #! line) does not exist ${where}${inRoot ? ': install it in the image (or run on the host with sandbox none)' : ''}`
   if (!st.isFile() || (st.mode & 0o111) === 0) return `its interpreter ${interp} (from its #! line) is not an executable file ${where}`
   return null
 }
 
 /**
- * A chroot sandbox mounts /dev, /proc and /tmp on directories of the root. bwrap would create
+ * The bwrap sandbox mounts /dev, /proc and /tmp on directories of the root. bwrap would create
  * missing ones in the root itself, that is in the user's tree: refuse before any hook runs.
  */
-export function checkChrootRoot (root: string): void {
-  const missing = CHROOT_MOUNT_POINTS.filter(d => {
+export function checkSandboxRoot (root: string): void {
+  const missing = SANDBOX_MOUNT_POINTS.filter(d => {
     try { return !fs.lstatSync(join(root, d)).isDirectory() } catch { return true }
   })
   if (missing.length) {
     const list = missing.map(d => `/${d}`).join(', ')
-    throw new GuardError('SANDBOX_UNAVAILABLE', `sandbox chroot needs the directories ${list} in the root to mount on, and ${root} lacks ${missing.length === 1 ? 'it' : 'them'}: add ${missing.length === 1 ? 'it' : 'them'} to the image, or use --sandbox bwrap`)
+    throw new GuardError('SANDBOX_UNAVAILABLE', `sandbox bwrap needs the directories ${list} in the root to mount on, and ${root} lacks ${missing.length === 1 ? 'it' : 'them'}: add ${missing.length === 1 ? 'it' : 'them'} to the image (or run on the host with sandbox none)`)
   }
 }

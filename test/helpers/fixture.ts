@@ -5,6 +5,7 @@ import * as fs from 'node:fs'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { copyHostPrograms } from '../../dist/hooks/userland.js'
 
 export function sh (cmd: string, args: string[], opts: { cwd?: string, input?: string } = {}): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts })
@@ -57,29 +58,11 @@ export function makeRepo (opts: { shell?: boolean } = {}): Repo {
   return { dir, repo, ref: 'test' }
 }
 
-/**
- * /bin/sh (dash) with the libraries it loads, so the tree can serve as `/` for a chroot
- * sandbox, as a real deployment root would.
- */
+/** /bin/sh (dash) and the few programs the sandbox tests' hooks run, with the libraries they
+ *  load, so the tree can serve as `/` for the bwrap sandbox, as a real deployment root would. */
 function addShell (tree: string): void {
-  const libs = sh('ldd', ['/bin/dash']).split('\n').map(l => /(\/\S+) \(0x/.exec(l)?.[1]).filter((x): x is string => Boolean(x))
-  // Merged /usr: /bin, /lib, /lib64 are symlinks into /usr, as on Debian and ostree systems.
-  const merged = (p: string): string => p.replace(/^\/(bin|lib|lib64)\//, '/usr/$1/')
-  for (const file of ['/usr/bin/dash', ...libs]) {
-    const real = fs.realpathSync(file)
-    fs.mkdirSync(join(tree, real, '..'), { recursive: true })
-    fs.copyFileSync(real, join(tree, real))
-    fs.chmodSync(join(tree, real), 0o755)
-    const alias = merged(file)
-    if (alias !== real && !fs.existsSync(join(tree, alias))) {
-      fs.mkdirSync(join(tree, alias, '..'), { recursive: true })
-      fs.symlinkSync(real, join(tree, alias))
-    }
-  }
-  fs.symlinkSync('dash', join(tree, 'usr/bin/sh'))
-  fs.symlinkSync('usr/bin', join(tree, 'bin'))
-  fs.symlinkSync('usr/lib', join(tree, 'lib'))
-  fs.symlinkSync('usr/lib64', join(tree, 'lib64'))
+  copyHostPrograms(tree, ['/usr/bin/dash', '/usr/bin/cat', '/usr/bin/readlink', '/usr/bin/chown', '/usr/bin/mknod',
+    '/usr/bin/mount', '/usr/bin/sleep', '/usr/bin/touch', '/usr/bin/id', '/usr/sbin/setcap'])
 }
 
 let counter = 0
