@@ -23,6 +23,8 @@ export type GuardErrorCode =
   | 'HOOKS_DIR_NOT_FOUND'
   | 'HOOK_FAILED'
   | 'SANDBOX_UNAVAILABLE'
+  | 'ENGINE_UNAVAILABLE'
+  | 'APPLY_FAILED'
   | 'ABORTED'
   | 'OSTREE_FAILED'
   | 'NOT_A_REPO'

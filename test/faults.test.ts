@@ -41,7 +41,7 @@ describe('crashes', () => {
   it('kill -9 of the server while a hook reads and writes: SERVER_DIED, no mount, repo intact', async () => {
     const co = root()
     const d = hooks({ '10-busy': `echo "$ROOTHOOK_ROOT" > ${co}/var/mp; while :; do cat "$ROOTHOOK_ROOT/usr/lib/big.bin" > /dev/null; echo x >> "$ROOTHOOK_ROOT/var/plain" || true; done` })
-    const run = runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', killGraceMs: 300, timeoutMs: 30_000 })
+    const run = runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', engine: 'fuse', killGraceMs: 300, timeoutMs: 30_000 })
     await until('the hook to start', () => fs.existsSync(join(co, 'var/mp')))
     const mp = fs.readFileSync(join(co, 'var/mp'), 'utf8').trim()
     await sleep(300)
@@ -129,7 +129,7 @@ describe('copy-up that fails half way', () => {
     fs.writeFileSync(join(base, 'filler'), Buffer.alloc(Math.max(0, free - 100 * 1024)))
     const d = hooksDir({ '10-append': 'echo x >> "$ROOTHOOK_ROOT/etc/big" || echo refused' })
     cleanup.push(() => rmrf(d))
-    const r = cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d, '--mode', 'copyup'])
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d, '--mode', 'copyup', '--engine', 'fuse'])
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/✓ 10-append \[ok, [\d.]+ s\]: changed 0 paths; copied up 0 objects; denied 0 operations; failed 1 operation \(open for write \/etc\/big: ENOSPC\)\n/)
   })

@@ -144,7 +144,7 @@ describe('runHooks', () => {
       '20-reader': 'cat "$ROOTHOOK_ROOT/etc/conf" > /dev/null'
     })
     const ended: string[] = []
-    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', onHookEnd: h => ended.push(`${h.name}:${h.activity.changes.length}`) })
+    const r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', engine: 'fuse', onHookEnd: h => ended.push(`${h.name}:${h.activity.changes.length}`) })
     const a = r.hooks[0]!.activity
     expect(a.changes).toEqual([
       { path: '/etc/conf', change: 'modified', what: ['content'] },
@@ -180,7 +180,7 @@ describe('runHooks', () => {
       const before = process.env.ROFILES_GUARD_NATIVE
       if (layer === 'typescript') process.env.ROFILES_GUARD_NATIVE = '0' // read when the server starts
       let r: RunReport
-      try { r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup' }) } finally {
+      try { r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', engine: 'fuse' }) } finally {
         if (before === undefined) delete process.env.ROFILES_GUARD_NATIVE
         else process.env.ROFILES_GUARD_NATIVE = before
       }

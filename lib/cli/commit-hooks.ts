@@ -8,8 +8,8 @@ import { hookRunOptions, withSignals } from './run-hooks.js'
 import { summary } from './summary.js'
 
 export const COMMIT_HOOKS_HELP = `Usage: rofiles-guard commit-hooks --repo REPO --base REV --hooks-dir DIR --ref REF [--mode MODE]
-                                  [--sandbox KIND] [--timeout SECONDS] [--force] [--report FILE] [--json]
-                                  [--strict]
+                                  [--sandbox KIND] [--engine ENGINE] [--timeout SECONDS] [--force]
+                                  [--report FILE] [--json] [--strict]
 
 Runs the hooks of DIR on a hardlinked checkout of REV (made in REPO/tmp, on the repository's
 filesystem) through the guard, and commits the result to REF with REV as its parent. The tree
@@ -26,6 +26,7 @@ commits nothing and leaves REF as it was. Works as a user on a bare-user reposit
   --mode MODE       copyup (default), deny, or readonly (or read-only): a check run whose
                     commit is the base plus hooks.json
   --sandbox KIND    bwrap (default) or none, as for run-hooks
+  --engine ENGINE   auto (default), fuse or kernel, as for run-hooks
   --timeout SECONDS per hook (default ${DEFAULT_TIMEOUT_MS / 1000})
   --force           run even when REF is up to date
   --report FILE     write the run's report as JSON to FILE
@@ -41,6 +42,7 @@ export const COMMIT_HOOKS_OPTIONS = {
   ref: { type: 'string' },
   ...MODE_OPTION,
   sandbox: { type: 'string' },
+  engine: { type: 'string' },
   timeout: { type: 'string' },
   force: { type: 'boolean' },
   report: { type: 'string' },
@@ -62,12 +64,12 @@ export async function commitHooksCommand (argv: string[]): Promise<number> {
   const hooksDir = required(values, 'hooks-dir', 'DIR: the hooks to run')
   const ref = required(values, 'ref', 'REF: the ref to commit the result to')
   const mode = values.mode === undefined ? 'copyup' : modeOf('commit-hooks', values)
-  const { sandbox, timeoutMs, reportFile, json, info, show } = hookRunOptions(values)
+  const { sandbox, engine, timeoutMs, reportFile, json, info, show } = hookRunOptions(values)
 
   return withSignals(async signal => {
     try {
       const r = await commitHooks({
-        repo, base, hooksDir, ref, mode, sandbox, timeoutMs, force: Boolean(values.force), signal, ...show
+        repo, base, hooksDir, ref, mode, sandbox, engine, timeoutMs, force: Boolean(values.force), signal, ...show
       })
       if (r.report) info.write(summary(r.report, timeoutMs))
       if (reportFile && r.report) writeFileSync(reportFile, JSON.stringify(r.report, null, 2) + '\n')

@@ -1,12 +1,13 @@
 import { MODES } from '../policy.js'
 import { SANDBOXES } from '../hooks/sandbox.js'
+import { ENGINES } from '../mount/engine.js'
 import { COMMANDS, optionsOf } from './commands.js'
 import { parse } from './args.js'
 
 export const COMPLETION_HELP = `Usage: rofiles-guard completion
 
 Prints the bash completion script for rofiles-guard: commands, each command's options, the
-values of --mode and --sandbox, directories and files where an option takes one. Load it with
+values of --mode, --sandbox and --engine, directories and files where an option takes one. Load it with
 
   source <(rofiles-guard completion)
 
@@ -18,6 +19,7 @@ function valueWords (placeholder: string): string | null {
   switch (placeholder) {
     case 'MODE': return `compgen -W "${[...MODES, 'read-only'].join(' ')}" -- "$cur"`
     case 'KIND': return `compgen -W "${SANDBOXES.join(' ')}" -- "$cur"`
+    case 'ENGINE': return `compgen -W "${ENGINES.join(' ')}" -- "$cur"`
     case 'DIR': return 'compgen -d -- "$cur"'
     case 'FILE': return 'compgen -f -- "$cur"'
     default: return null // SECONDS and the like: nothing to offer

@@ -5,13 +5,14 @@ import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
 import { DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, runHooks, type RunHooksOptions } from '../hooks/run.js'
 import type { RunReport } from '../hooks/report.js'
 import { sandboxOf, type Sandbox } from '../hooks/sandbox.js'
+import { engineOf, type Engine } from '../mount/engine.js'
 import { suspicious } from '../hooks/discover.js'
 import { MODE_OPTION, modeOf, parse, type Parsed } from './args.js'
 import { summary } from './summary.js'
 
 export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode MODE]
-                               [--sandbox KIND] [--timeout SECONDS] [--report FILE] [--json]
-                               [--strict]
+                               [--sandbox KIND] [--engine ENGINE] [--timeout SECONDS]
+                               [--report FILE] [--json] [--strict]
        rofiles-guard run-hooks --repo REPO --ref REF [--keep DIR] [OPTIONS as above]
 
 Mounts DIR (a new deployment's hardlinked root) through the guard and runs the hooks of the
@@ -30,6 +31,9 @@ non-zero, is killed or times out stops the run: that is how a hook blocks an upg
                     write fails
   --sandbox KIND    bwrap (default): the new root is /, and nothing of the host's files is
                     in view; none: plain processes on the host (only when asked for)
+  --engine ENGINE   what serves the copy-on-write view: auto (default): the kernel
+                    (overlayfs for copyup, a read-only bind for readonly) where it works
+                    here, else the FUSE guard, which alone serves deny; fuse; kernel
   --timeout SECONDS per hook (default ${DEFAULT_TIMEOUT_MS / 1000})
   --report FILE     write the full report as JSON to FILE
   --json            print the report as JSON on stdout (hook output goes to stderr)
@@ -71,6 +75,7 @@ export const RUN_HOOKS_OPTIONS = {
   'hooks-dir': { type: 'string' },
   ...MODE_OPTION,
   sandbox: { type: 'string' },
+  engine: { type: 'string' },
   timeout: { type: 'string' },
   report: { type: 'string' },
   json: { type: 'boolean' },
@@ -88,7 +93,7 @@ export async function runHooksCommand (argv: string[]): Promise<number> {
     ? { repo: values.repo as string, ref: values.ref as string, ...(typeof values.keep === 'string' ? { keep: values.keep } : {}) }
     : { root: values.root as string }
   const mode = modeOf('run-hooks', values)
-  const { sandbox, timeoutMs, reportFile, json, info, show } = hookRunOptions(values)
+  const { sandbox, engine, timeoutMs, reportFile, json, info, show } = hookRunOptions(values)
 
   return withSignals(async signal => {
     let report: RunReport
@@ -99,6 +104,7 @@ export async function runHooksCommand (argv: string[]): Promise<number> {
         hooksDir: (values['hooks-dir'] as string | undefined) ?? DEFAULT_HOOKS_DIR,
         mode,
         sandbox,
+        engine,
         timeoutMs,
         signal,
         ...show
@@ -122,16 +128,17 @@ export async function runHooksCommand (argv: string[]): Promise<number> {
  * with the hook's name (on stderr with --json, whose stdout is the JSON).
  */
 export function hookRunOptions (values: Parsed['values']): {
-  sandbox: Sandbox, timeoutMs: number, reportFile: string | null, json: boolean, info: NodeJS.WriteStream,
+  sandbox: Sandbox, engine: Engine, timeoutMs: number, reportFile: string | null, json: boolean, info: NodeJS.WriteStream,
   show: Required<Pick<RunHooksOptions, 'onHookStart' | 'onOutput' | 'onDiscovered'>> & { strict: boolean }
 } {
   const sandbox = sandboxOf(values.sandbox)
+  const engine = engineOf(values.engine)
   const timeoutMs = timeoutOf(values.timeout as string | undefined)
   const reportFile = typeof values.report === 'string' ? checkReportPath(values.report) : null
   const json = Boolean(values.json)
   const info = json ? process.stderr : process.stdout
   return {
-    sandbox, timeoutMs, reportFile, json, info,
+    sandbox, engine, timeoutMs, reportFile, json, info,
     show: {
       strict: Boolean(values.strict),
       // What will not run is said before the first hook, with what fixes it.

@@ -16,7 +16,7 @@ import { inputsJson, inputsSha256, META_INPUTS, META_INPUTS_SHA256, runInputs, t
 const log = logger('commit')
 
 /** What commitHooks runs, and where the result goes. */
-export interface CommitHooksOptions extends Pick<RunHooksOptions, 'timeoutMs' | 'killGraceMs' | 'env' | 'onOutput' | 'onDiscovered' | 'strict' | 'onHookStart' | 'onHookEnd' | 'signal'> {
+export interface CommitHooksOptions extends Pick<RunHooksOptions, 'engine' | 'timeoutMs' | 'killGraceMs' | 'env' | 'onOutput' | 'onDiscovered' | 'strict' | 'onHookStart' | 'onHookEnd' | 'signal'> {
   /** The ostree repository (bare, or bare-user as a user). */
   repo: string
   /** The base: a ref or a commit checksum of `repo`. */

@@ -42,6 +42,8 @@ export interface RunReport {
   /** Where it was mounted while they ran. */
   mountpoint: string
   mode: Mode
+  /** What served the view: the FUSE guard, or the kernel (overlayfs, read-only bind). */
+  engine: 'fuse' | 'kernel'
   sandbox: Sandbox
   hooksDir: string
   /** ISO 8601. */

@@ -5,7 +5,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
-import { mountGuardInternal, type Guard } from '../mount/guard.js'
+import { chooseEngine, engineOf, openView, type Engine, type HookView } from '../mount/engine.js'
 import { checkMode, checkSource, checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, refuseUnrunnable, type Discovery, type Hook } from './discover.js'
@@ -68,6 +68,10 @@ export interface RunHooksOptions {
   signal?: AbortSignal
   /** Mount here instead of a temporary directory. */
   mountpoint?: string
+  /** What serves the copy-on-write view: auto (default: the kernel's overlayfs or read-only
+   *  bind where it works here and serves the mode, copyup or readonly; else the FUSE guard),
+   *  fuse, or kernel. See docs/spec.md, "Engines". */
+  engine?: Engine
 }
 
 function checkTimeout (t: number | null | undefined): number | null {
@@ -125,15 +129,15 @@ function logEnd (h: HookReport, timeoutMs: number | null): void {
   for (const p of a.copiedUp) log('%s: copied up %s', h.name, p)
 }
 
-async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandbox, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
+async function runOne (hook: Hook, guard: HookView, o: { mode: Mode, sandbox: Sandbox, timeoutMs: number | null, graceMs: number, env: Record<string, string>, onOutput?: RunHooksOptions['onOutput'], signal?: AbortSignal }): Promise<Ran & { aborted: boolean }> {
   const started = Date.now()
-  const launchError = whyNotStartable(hook.path, o.sandbox, guard.mountpoint)
+  const launchError = whyNotStartable(hook.path, o.sandbox, guard.root)
   if (launchError !== null) {
     log('%s cannot start: %s', hook.name, launchError)
     const report = hookReport(hook, started, { exitCode: 127, signal: null, timedOut: false, launchError, stdoutTail: '', stderrTail: launchError, killed: [] })
     return { report, failed: true, aborted: false }
   }
-  const l = launch(o.sandbox, hook.path, hook.name, guard.mountpoint)
+  const l = guard.wrap(launch(o.sandbox, hook.path, hook.name, guard.mountpoint), o.sandbox)
   const out = new Tail(line => o.onOutput?.(hook.name, 'stdout', line))
   const err = new Tail(line => o.onOutput?.(hook.name, 'stderr', line))
   const sub = execa(l.file, l.args, {
@@ -167,7 +171,7 @@ async function runOne (hook: Hook, guard: Guard, o: { mode: Mode, sandbox: Sandb
 
   // Whatever of the hook still runs in or on the mount is ended: its group, and any process
   // with its cwd, root or a file in the mount (a daemon that left the group, for instance).
-  const exclude = new Set([process.pid, guard.pid])
+  const exclude = new Set([process.pid, ...(guard.pid !== null ? [guard.pid] : [])])
   const ended: KilledProcess[] = pgid === undefined ? [] : groupMembers(pgid)
   for (const u of processesUsing(guard.mountpoint, exclude)) {
     if (!ended.some(k => k.pid === u.pid)) ended.push(u)
@@ -232,11 +236,17 @@ async function runOnCommit (opts: RunHooksOptions): Promise<RunReport> {
 
 async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunReport> {
   const mode = checkMode(opts.mode)
-  checkSystem() // no /dev/fuse or no access to it, no fusermount3, ...: say so before anything else
+  const engineOpt = engineOf(opts.engine)
   const sandbox = sandboxOf(opts.sandbox)
   const timeoutMs = checkTimeout(opts.timeoutMs)
   const graceMs = opts.killGraceMs ?? 5000
+  // No /dev/fuse or no access to it, no fusermount3, ...: said before anything else where the
+  // FUSE guard will serve for certain, else once the engine is chosen.
+  const fuseCertain = engineOpt === 'fuse' || mode === 'deny'
+  if (fuseCertain) checkSystem()
   const root = checkSource(rootArg)
+  const engine = await chooseEngine(engineOpt, mode, root)
+  if (engine === 'fuse' && !fuseCertain) checkSystem()
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   if (opts.strict) refuseUnrunnable(discovery)
   opts.onDiscovered?.(discovery)
@@ -249,11 +259,12 @@ async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunRe
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()
-  const guard = await mountGuardInternal(root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
+  const guard = await openView(engine, root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
   const report: RunReport = {
     root: guard.root,
     mountpoint: guard.mountpoint,
     mode,
+    engine,
     sandbox,
     hooksDir: discovery.dir,
     startedAt: startedAt.toISOString(),
@@ -277,20 +288,22 @@ async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunRe
   // The guard's server gone while a hook ran (killed, or its mount removed by the hook): the run
   // fails at that hook, whose changes are not known, and the report says so.
   const guardLost = (err: unknown): string => {
-    if (!(err instanceof GuardError) || err.code !== 'SERVER_DIED') throw err
+    if (!(err instanceof GuardError)) throw err
+    if (err.code === 'APPLY_FAILED') return `applying its changes failed: ${err.message}`
+    if (err.code !== 'SERVER_DIED') throw err
     return (guard.error ?? err).message
   }
   try {
     for (const [i, hook] of discovery.hooks.entries()) {
       if (opts.signal?.aborted) { failure = 'aborted'; break }
-      await guard.setHook(hook.name)
+      await guard.begin(hook.name)
       log('%s starts (%d/%d)', hook.name, i + 1, discovery.hooks.length)
       opts.onHookStart?.(hook, i, discovery.hooks.length)
       const ran = await runOne(hook, guard, { mode, sandbox, timeoutMs, graceMs, env, onOutput: opts.onOutput, signal: opts.signal })
       // The hook has ended: its net effect is read now, before anything else changes the root.
       let lost: string | null = null
       try {
-        ran.report.activity = (await guard.setHook(null)) ?? emptyActivity()
+        ran.report.activity = (await guard.end()) ?? emptyActivity()
       } catch (err) {
         lost = guardLost(err)
       }
@@ -312,7 +325,7 @@ async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunRe
       if (lost !== null) {
         failure = 'failed'
         report.failedHook = hook.name
-        report.error = `the guard stopped serving while ${hook.name} ran (${lost}); what it changed is not known`
+        report.error = lost.startsWith('applying ') ? `${hook.name}: ${lost}` : `the guard stopped serving while ${hook.name} ran (${lost}); what it changed is not known`
         detail = report.error
         break
       }
@@ -323,9 +336,9 @@ async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunRe
         break
       }
     }
-    if (report.error === null) report.totalOperations = (await guard.journal()).total
+    if (report.error === null) report.totalOperations = await guard.operations()
   } finally {
-    const u = await guard.unmount()
+    const u = await guard.close()
     report.lazyUnmount = u.lazy
     report.durationMs = Date.now() - startedAt.getTime()
   }

@@ -4,6 +4,7 @@ import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { REBUILD } from '../native/fuse.js'
 import { isRoot } from '../proc.js'
+import type { Launch } from '../mount/engine.js'
 
 /**
  * How a hook runs: `bwrap` (the default), in bubblewrap with the new root as `/`; `none`, a plain
@@ -50,13 +51,7 @@ const UNSHARE = ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-c
 /** Where a hook from outside the new root is bound inside the bwrap sandbox (on its private /tmp). */
 const HOOK_DIR_INSIDE = '/tmp/.roothooks'
 
-export interface Launch {
-  file: string
-  args: string[]
-  cwd: string
-  /** ROOTHOOK_ROOT as the hook sees it. */
-  root: string
-}
+export type { Launch } from '../mount/engine.js'
 
 /**
  * The command that runs `hookPath` against the mount at `mountpoint`, always through hook-exec

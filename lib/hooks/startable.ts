@@ -47,13 +47,13 @@ export function interpreterOf (file: string): string | null {
  * kernel will look for it. Without this the only word would be bwrap's or the kernel's
  * "No such file or directory", about a hook that plainly exists.
  */
-export function whyNotStartable (hookPath: string, sandbox: Sandbox, mountpoint: string): string | null {
+export function whyNotStartable (hookPath: string, sandbox: Sandbox, root: string): string | null {
   const interp = interpreterOf(hookPath)
   if (interp === null) return null
   const inRoot = sandbox === 'bwrap'
   const where = inRoot ? 'in the new root' : 'on this machine'
   if (!interp.startsWith('/')) return `its #! line names ${interp}, not an absolute path`
-  const host = inRoot ? resolveInRoot(mountpoint, interp) : interp
+  const host = inRoot ? resolveInRoot(root, interp) : interp
   let st: fs.Stats | null = null
   try { st = host === null ? null : fs.statSync(host) } catch { /* missing */ }
   if (st === null) return `its interpreter ${interp} (from its #! line) does not exist ${where}${inRoot ? ': install it in the image (or run on the host with sandbox none)' : ''}`

@@ -1,0 +1,97 @@
+/**
+ * What serves a hook run's copy-on-write view of the new root, behind one interface: the runner
+ * does not know which engine it talks to. `fuse`: the guard (native core, or the TypeScript
+ * reference), a mount for the whole run. `kernel`: overlayfs (copyup) or a read-only bind
+ * (readonly) in a mount namespace of the hook's own (lib/mount/overlay.ts).
+ */
+import { GuardError } from '../errors.js'
+import type { Mode } from '../policy.js'
+import { isRoot } from '../proc.js'
+import type { HookActivity } from '../server/journal.js'
+import { mountGuardInternal, type Guard } from './guard.js'
+import { kernelUnavailable, openKernelView } from './overlay.js'
+
+/** Which engine serves the view: `auto` (default) picks the kernel where it serves the mode with
+ *  the same tree (copyup and readonly, as root, where overlayfs works here), else the FUSE guard. */
+export type Engine = 'auto' | 'fuse' | 'kernel'
+export const ENGINES: readonly Engine[] = ['auto', 'fuse', 'kernel']
+
+/** How a hook is started: the runner's command, which an engine may wrap. */
+export interface Launch {
+  file: string
+  args: string[]
+  cwd: string
+  /** ROOTHOOK_ROOT as the hook sees it. */
+  root: string
+}
+
+/** One run's view of the root, as the runner uses it. */
+export interface HookView {
+  readonly engine: 'fuse' | 'kernel'
+  /** The root (real path). */
+  readonly root: string
+  /** Where hooks see the root (in their mount namespace, for the kernel engine). */
+  readonly mountpoint: string
+  /** A process of the engine's own that the runner must never end (the FUSE server). */
+  readonly pid: number | null
+  /** Set when the engine stopped serving during the run (the FUSE server died). */
+  readonly error: GuardError | null
+  /** A hook starts: changes from now on are its own. */
+  begin (hook: string): Promise<void>
+  /** The command that runs `l` in the view (the FUSE guard's mount is everyone's: unchanged). */
+  wrap (l: Launch, sandbox: 'bwrap' | 'none'): Launch
+  /** The hook and all its processes have ended: its net effect, now in the root (null where
+   *  the engine has none to give). */
+  end (): Promise<HookActivity | null>
+  /** Changing operations of the whole run (0 where the engine cannot count them). */
+  operations (): Promise<number>
+  /** Removes the view; resolves to whether a mount had to be detached lazily. */
+  close (): Promise<{ lazy: boolean }>
+}
+
+export function engineOf (v: unknown): Engine {
+  if (v === undefined) return 'auto'
+  if (typeof v === 'string' && (ENGINES as readonly string[]).includes(v)) return v as Engine
+  throw new GuardError('BAD_ARGUMENT', `unknown engine '${String(v)}': use auto (the default), fuse or kernel`)
+}
+
+/**
+ * The engine that serves `mode` on `root`: the kernel where asked for, or (auto) where it works
+ * here and serves the mode; deny is the FUSE guard's alone (only it can refuse one write-open
+ * and let the next pass). A kernel engine that cannot work here is one line naming why.
+ */
+export async function chooseEngine (engine: Engine, mode: Mode, root: string): Promise<'fuse' | 'kernel'> {
+  if (engine === 'fuse') return 'fuse'
+  if (mode === 'deny') {
+    if (engine === 'kernel') throw new GuardError('BAD_ARGUMENT', 'engine kernel cannot serve mode deny (only the FUSE guard refuses a write-open of an object and passes the rest): use --engine fuse or auto, or mode copyup or readonly')
+    return 'fuse'
+  }
+  // As an ordinary user a copy-up in a user namespace cannot keep a foreign owner or a
+  // security.* xattr (the FUSE guard refuses such a change with EPERM): auto keeps to FUSE.
+  if (engine === 'auto' && !isRoot()) return 'fuse'
+  const why = await kernelUnavailable(root)
+  if (why === null) return 'kernel'
+  if (engine === 'kernel') throw new GuardError('ENGINE_UNAVAILABLE', `engine kernel unavailable: ${why}: use --engine fuse`)
+  return 'fuse'
+}
+
+/** Opens the view of `root` the chosen engine serves. */
+export async function openView (engine: 'fuse' | 'kernel', root: string, opts: { mode: Mode, mountpoint?: string }): Promise<HookView> {
+  if (engine === 'kernel') return await openKernelView(root, opts)
+  return new FuseView(await mountGuardInternal(root, opts))
+}
+
+class FuseView implements HookView {
+  readonly engine = 'fuse'
+  constructor (private readonly guard: Guard) {}
+  get root (): string { return this.guard.root }
+  get mountpoint (): string { return this.guard.mountpoint }
+  get pid (): number { return this.guard.pid }
+  get error (): GuardError | null { return this.guard.error }
+  async begin (hook: string): Promise<void> { await this.guard.setHook(hook) }
+  wrap (l: Launch): Launch { return l }
+  async end (): Promise<HookActivity | null> { return await this.guard.setHook(null) }
+
+  async operations (): Promise<number> { return (await this.guard.journal()).total }
+  async close (): Promise<{ lazy: boolean }> { return { lazy: (await this.guard.unmount()).lazy } }
+}
