@@ -156,6 +156,49 @@ describe('hooks, the demo and copy-up limits as a user', () => {
     })
   }
 
+  for (const sandbox of ['none', 'bwrap'] as const) {
+    it(`engine kernel as the user (sandbox ${sandbox}): overlayfs in a user namespace, the copy the user's, the report as the guard's`, () => {
+      const co = fresh()
+      expect(asUser('ostree', ['checkout', `--repo=${repo}`, '-U', '-H', 'test', co]).status).toBe(0)
+      const hooks = join(work, `hooks-kernel-${sandbox}`)
+      fs.mkdirSync(hooks)
+      fs.writeFileSync(join(hooks, '10-edit'), '#!/bin/sh\nset -eu\necho "uid=$(id -u)"\necho added >> "$ROOTHOOK_ROOT/etc/conf"\necho n > "$ROOTHOOK_ROOT/var/new"\n', { mode: 0o755 })
+      execFileSync('chown', ['-R', `${uid}:${gid}`, hooks])
+      const r = job<{ report?: { engine: string, hooks: Array<{ stdoutTail: string, activity: { copiedUp: string[], changes: Array<{ path: string, change: string }> } }> }, error?: string }>({ kind: 'hooks', root: co, hooksDir: hooks, mode: 'copyup', sandbox, engine: 'kernel' })
+      expect(r.error).toBeUndefined()
+      expect(r.report!.engine).toBe('kernel')
+      // In bwrap the hook has the user's own ids back; unsandboxed it is root of the user
+      // namespace that mounted the overlay (docs/spec.md, "Engines").
+      expect(r.report!.hooks[0]!.stdoutTail).toBe(`uid=${sandbox === 'bwrap' ? uid : 0}\n`)
+      expect(r.report!.hooks[0]!.activity.copiedUp).toEqual(['/etc/conf'])
+      expect(r.report!.hooks[0]!.activity.changes.map(c => `${c.change} ${c.path}`)).toEqual(['modified /etc/conf', 'created /var/new'])
+      expect(fs.readFileSync(join(co, 'etc/conf'), 'utf8')).toBe('original config\nadded\n')
+      for (const p of ['etc/conf', 'var/new']) expect(fs.statSync(join(co, p)).uid).toBe(uid)
+      // No overlayfs xattr reaches the tree.
+      expect(execFileSync('getfattr', ['-d', '-m', '-', '--absolute-names', join(co, 'etc/conf'), join(co, 'etc')], { encoding: 'utf8' })).not.toMatch(/overlay/)
+    })
+  }
+
+  it('engine kernel as the user: an object the user does not own cannot be copied up (the hook\'s write fails, as through the guard); the report cannot list it', () => {
+    const co = fresh()
+    expect(asUser('ostree', ['checkout', `--repo=${repo}`, '-U', '-H', 'test', co]).status).toBe(0)
+    const foreign = join(work, 'foreign-object-kernel')
+    fs.writeFileSync(foreign, 'not yours\n')
+    fs.linkSync(foreign, join(co, 'etc/theirs'))
+    fs.chmodSync(join(co, 'etc/theirs'), 0o666)
+    const hooks = join(work, 'hooks-kernel-foreign')
+    fs.mkdirSync(hooks)
+    fs.writeFileSync(join(hooks, '10-edit'), '#!/bin/sh\n{ echo x >> "$ROOTHOOK_ROOT/etc/theirs"; } 2>/dev/null || echo refused\necho y > "$ROOTHOOK_ROOT/var/also"\n', { mode: 0o755 })
+    execFileSync('chown', ['-R', `${uid}:${gid}`, hooks])
+    const r = job<{ error?: string, report: { hooks: Array<{ stdoutTail: string, activity: { failed: unknown[], changes: Array<{ path: string }> } }> } }>({ kind: 'hooks', root: co, hooksDir: hooks, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
+    expect(r.error).toBeUndefined()
+    expect(r.report.hooks[0]!.stdoutTail).toBe('refused\n')
+    expect(r.report.hooks[0]!.activity.failed).toEqual([])
+    expect(r.report.hooks[0]!.activity.changes.map(c => c.path)).toEqual(['/var/also'])
+    expect(fs.readFileSync(foreign, 'utf8')).toBe('not yours\n')
+    expect(fs.statSync(foreign).nlink).toBe(2)
+  })
+
   it('npm run demo works: the demo command as the user, on a bare-user repository', () => {
     const r = asUser(process.execPath, [CLI, 'demo'])
     expect(r.status, r.stdout + r.stderr).toBe(0)

@@ -228,6 +228,10 @@ export function applyUpper (upper: string, root: string): HookActivity {
           const what = differences({ st: ts, path: t }, { st: us, path: u })
           if (!what.length) continue // copied up, nothing changed: the name keeps its object
           note(r, 'modified', what)
+          // The object's name now holds a file of its own. Written in place or replaced by a
+          // rename (sed -i), the upper dir cannot tell (overlayfs records no origin for a copy-up
+          // of a hardlink without index=on): both are listed, where the FUSE guard lists only
+          // the first.
           if (fmt(ts) === C.S_IFREG && ts[ST.nlink]! > 1n) copiedUp.push(r)
         } else {
           compareTrees(u, t, r)

@@ -72,7 +72,7 @@ async function row () {
 
 async function hooks () {
   try {
-    return { report: await runHooks({ root: job.root, hooksDir: job.hooksDir, mode: job.mode, sandbox: job.sandbox }) }
+    return { report: await runHooks({ root: job.root, hooksDir: job.hooksDir, mode: job.mode, sandbox: job.sandbox, ...(job.engine ? { engine: job.engine } : {}) }) }
   } catch (err) {
     if (err instanceof HookFailedError) return { error: err.message, report: err.report }
     return { error: err.message, code: err.code }
