@@ -251,6 +251,21 @@ describe('kernel engine: what differs from the FUSE guard (docs/spec.md, "Engine
     expect(spawnSync('pgrep', ['-fx', 'sleep 1000'], { encoding: 'utf8' }).stdout.trim()).toBe('')
   })
 
+  it('hardlinks among new files stay hardlinks; inode numbers and st_dev in the view are overlayfs\'s', async () => {
+    const co = checkout()
+    const rootDev = fs.statSync(co).dev
+    const d = hooksDir({ '10-links': 'cd "$ROOTHOOK_ROOT/var"; echo a > n1; ln n1 n2; stat -c "%d" . ; stat -c "%d" ../usr/etc/app.conf' })
+    made.push(d)
+    const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
+    const [dirDev, fileDev] = r.hooks[0]!.stdoutTail.trim().split('\n').map(Number)
+    // In the view, st_dev is the overlay's, for directories and files alike.
+    expect(dirDev).not.toBe(rootDev)
+    expect(fileDev).toBe(dirDev)
+    const a = fs.statSync(join(co, 'var/n1'))
+    const b = fs.statSync(join(co, 'var/n2'))
+    expect([a.ino, a.nlink]).toEqual([b.ino, 2])
+  })
+
   it('a failing hook fails the run; what it changed is applied, as through the guard', async () => {
     const co = checkout()
     const d = hooksDir({ '10-fail': 'echo x > "$ROOTHOOK_ROOT/var/partial"; exit 4', '20-never': 'touch "$ROOTHOOK_ROOT/var/never"' })

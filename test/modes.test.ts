@@ -7,6 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { mountGuard, type GuardMount, type Mode } from '../dist/index.js'
 import { checkout, fsck, makeRepo, rmrf, sh, snapshotObjects, type ObjectState, type Repo } from './helpers/fixture.js'
 import { outcome, pathState, type PathState } from './helpers/state.js'
+import { overlayOptions } from '../dist/mount/overlay.js'
+import { applyUpper } from '../dist/mount/upper.js'
+import { execFileSync } from 'node:child_process'
 
 type Expect = 'EROFS' | 'pass' | 'copyup'
 type Field = keyof PathState
@@ -154,6 +157,76 @@ for (const mode of ['readonly', 'deny', 'copyup'] as const) {
             if (!row.changes?.includes(f)) expect(after![f], f).toEqual(before![f])
           }
         }
+      })
+    }
+  })
+}
+
+// The same table through the kernel engine's view (issue 26): overlayfs with the engine's own
+// options (copyup), a read-only bind (readonly), mounted here in the test's mount namespace (as
+// root), then the upper dir applied by the engine's applyUpper. Where the kernel engine differs
+// from the guard, the row says so (docs/spec.md, "Engines"). Deny is the guard's alone.
+const KERNEL_DIFFERS: Record<'readonly' | 'copyup', Record<string, { expect: Expect | 'dropped', why: string }>> = {
+  copyup: {
+    'open O_RDONLY|O_APPEND object': { expect: 'pass', why: 'not a write-open for overlayfs: no copy-up, the name keeps its object' },
+    'mknod FIFO': { expect: 'dropped', why: 'made in the view, left out of the tree (denied in the report)' },
+    'mknod char device': { expect: 'dropped', why: 'made in the view, left out of the tree (denied in the report)' }
+  },
+  readonly: {
+    'open O_RDONLY|O_APPEND object': { expect: 'pass', why: 'not a write for the kernel: it opens, and nothing changes' },
+    'open O_RDONLY|O_APPEND non-object file': { expect: 'pass', why: 'not a write for the kernel: it opens, and nothing changes' }
+  }
+}
+
+for (const mode of ['readonly', 'copyup'] as const) {
+  describe.skipIf(process.getuid?.() !== 0)(`kernel engine, mode ${mode}`, () => {
+    let co = ''
+    let scratch = ''
+    let mp = ''
+    afterEach(() => {
+      if (mp) { try { execFileSync('umount', [mp]) } catch { /* already gone */ } }
+      expect(snapshotObjects(repo.repo)).toEqual(objectsBefore)
+      fsck(repo.repo)
+      for (const d of [co, scratch, mp]) if (d) rmrf(d)
+      co = scratch = mp = ''
+    })
+
+    for (const row of ROWS) {
+      const differs = KERNEL_DIFFERS[mode][row.name]
+      const want = differs?.expect ?? row.expect[mode]
+      it(`${row.name}: ${want}${differs ? ` (differs from the guard: ${differs.why})` : ''}`, () => {
+        co = checkout(repo)
+        scratch = fs.mkdtempSync(join(co, '..', '.rg-kernel-rows-'))
+        mp = fs.mkdtempSync(join(co, '..', '.rg-kernel-mp-'))
+        const upper = join(scratch, 'upper')
+        const work = join(scratch, 'work')
+        fs.mkdirSync(upper)
+        fs.mkdirSync(work)
+        const st = fs.statSync(co)
+        fs.chmodSync(upper, st.mode & 0o7777)
+        if (mode === 'copyup') execFileSync('mount', ['-t', 'overlay', 'rofiles-guard-test', '-o', overlayOptions([co], upper, work), mp])
+        else { execFileSync('mount', ['--bind', co, mp]); execFileSync('mount', ['-o', 'remount,bind,ro', mp]) }
+        const before = pathState(join(co, row.path))
+        const got = outcome(() => row.run(mp))
+        execFileSync('umount', [mp])
+        if (mode === 'copyup') applyUpper(upper, co)
+        const after = pathState(join(co, row.path))
+        if (want === 'EROFS' || want === 'dropped') {
+          expect(got).toBe(want === 'EROFS' ? 'EROFS' : 'ok')
+          expect(after).toEqual(before)
+          return
+        }
+        expect(got).toBe('ok')
+        row.effect?.(co, before!)
+        if (want === 'copyup') {
+          expect(before!.nlink).toBeGreaterThan(1)
+          expect(after!.ino).not.toBe(before!.ino)
+          expect(after!.nlink).toBe(1)
+          for (const f of KEPT) {
+            if (!row.changes?.includes(f)) expect(after![f], f).toEqual(before![f])
+          }
+        }
+        if (differs?.expect === 'pass') expect(after).toEqual(before)
       })
     }
   })

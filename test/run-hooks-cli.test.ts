@@ -196,6 +196,27 @@ describe('rofiles-guard run-hooks', () => {
     }
   })
 
+  // Where the kernel engine cannot work (here: an unshare that refuses as the kernel does where
+  // user namespaces are off), --engine kernel says why and names --engine fuse; auto uses the guard.
+  it('bad input: --engine kernel where namespaces are refused is one line naming --engine fuse; auto falls back to the guard', () => {
+    const co = root()
+    const listing = fs.readdirSync(join(co, 'var')).sort()
+    const bin = fs.mkdtempSync(join(tmpdir(), 'rg-nounshare-'))
+    try {
+      fs.writeFileSync(join(bin, 'unshare'), '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 })
+      const d = hooks({ '10-x': 'touch "$ROOTHOOK_ROOT/var/ran"' })
+      const env = { PATH: `${bin}:${process.env.PATH ?? ''}` }
+      const line = expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--mode', 'copyup', '--engine', 'kernel', '--root', co, '--hooks-dir', d], [], env))
+      expect(line).toBe('rofiles-guard: engine kernel unavailable: an overlay cannot be mounted in a namespace of its own here (unshare: unshare failed: Operation not permitted): use --engine fuse')
+      expect(fs.readdirSync(join(co, 'var')).sort()).toEqual(listing)
+      const auto = cli(['run-hooks', '--sandbox', 'none', '--mode', 'copyup', '--root', co, '--hooks-dir', d, '--json'], [], env)
+      expect(auto.status, auto.stderr).toBe(0)
+      expect((JSON.parse(auto.stdout) as { engine: string }).engine).toBe('fuse')
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true })
+    }
+  })
+
   // A user without access to /dev/fuse (it is 0600 here; where it is 0666 everyone has access).
   it.skipIf((fs.statSync('/dev/fuse').mode & 0o006) === 0o006)('bad input: a user without access to /dev/fuse is told what is missing, and no hook runs', () => {
     const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']

@@ -42,7 +42,7 @@ function unshareArgs (): string[] {
 /** overlayfs escapes `\`, `:` and `,` in layer paths with a backslash. */
 const esc = (p: string): string => p.replace(/[\\:,]/g, c => `\\${c}`)
 
-function overlayOptions (lowers: string[], upper: string | null, work: string | null): string {
+export function overlayOptions (lowers: string[], upper: string | null, work: string | null): string {
   const o = [`lowerdir=${lowers.map(esc).join(':')}`]
   if (upper !== null && work !== null) o.push(`upperdir=${esc(upper)}`, `workdir=${esc(work)}`)
   o.push(isRoot() ? 'redirect_dir=off,index=off,metacopy=off,xino=off' : 'userxattr')
