@@ -25,6 +25,7 @@ export type GuardErrorCode =
   | 'SANDBOX_UNAVAILABLE'
   | 'ENGINE_UNAVAILABLE'
   | 'APPLY_FAILED'
+  | 'LAYER_CONFLICT'
   | 'ABORTED'
   | 'OSTREE_FAILED'
   | 'NOT_A_REPO'

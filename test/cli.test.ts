@@ -132,7 +132,7 @@ describe('rofiles-guard mount', () => {
     dirs.push(join(script, '..'))
     fs.writeFileSync(script, r.stdout)
     const complete = (words: string[]): string => execFileSync('bash', ['-c', `source "$0"; COMP_WORDS=(${words.map(w => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _rofiles_guard; echo "\${COMPREPLY[*]}"`, script], { encoding: 'utf8' }).trim()
-    expect(complete(['rofiles-guard', ''])).toBe('mount unmount run-hooks commit-hooks status gc report cleanup demo completion version --help --version')
+    expect(complete(['rofiles-guard', ''])).toBe('mount unmount run-hooks commit-hooks layer-hooks status gc report cleanup demo completion version --help --version')
     expect(complete(['rofiles-guard', 'mount', '--'])).toBe('--mode --copyup --read-only --foreground --help --version')
     expect(complete(['rofiles-guard', 'run-hooks', '--mode', ''])).toBe('deny copyup readonly read-only')
     expect(complete(['rofiles-guard', 'run-hooks', '--sandbox', ''])).toBe('bwrap none')
@@ -142,14 +142,14 @@ describe('rofiles-guard mount', () => {
   it('the man page lists every command with its help', () => {
     const man = fs.readFileSync(new URL('../dist/man/rofiles-guard.1', import.meta.url), 'utf8')
     const shown = execFileSync('man', ['-l', '-'], { input: man, encoding: 'utf8', env: { ...process.env, MANWIDTH: '100' } })
-    for (const c of ['mount', 'unmount', 'run-hooks', 'commit-hooks', 'status', 'gc', 'report', 'cleanup', 'demo', 'completion']) {
+    for (const c of ['mount', 'unmount', 'run-hooks', 'commit-hooks', 'layer-hooks', 'status', 'gc', 'report', 'cleanup', 'demo', 'completion']) {
       expect(shown).toContain(`rofiles-guard ${c}`)
     }
     expect(shown).toContain('--mode MODE')
   })
 
   it('prints help for every command', () => {
-    for (const cmd of [[], ['mount'], ['unmount'], ['cleanup'], ['run-hooks'], ['commit-hooks'], ['status'], ['gc'], ['report'], ['demo'], ['completion']]) {
+    for (const cmd of [[], ['mount'], ['unmount'], ['cleanup'], ['run-hooks'], ['commit-hooks'], ['layer-hooks'], ['status'], ['gc'], ['report'], ['demo'], ['completion']]) {
       const r = cli([...cmd, '--help'])
       expect(r.status, cmd.join(' ')).toBe(0)
       expect(r.stdout).toMatch(/^Usage: rofiles-guard/)

@@ -184,7 +184,7 @@ for (const mode of ['readonly', 'copyup'] as const) {
     let scratch = ''
     let mp = ''
     afterEach(() => {
-      if (mp) { try { execFileSync('umount', [mp]) } catch { /* already gone */ } }
+      if (mp) { try { execFileSync('umount', [mp], { stdio: 'ignore' }) } catch { /* already gone */ } }
       expect(snapshotObjects(repo.repo)).toEqual(objectsBefore)
       fsck(repo.repo)
       for (const d of [co, scratch, mp]) if (d) rmrf(d)

@@ -5,8 +5,8 @@ export const STATUS_HELP = `Usage: rofiles-guard status [--sysroot DIR] [--json]
 
 For each deployment of the sysroot (default /), as \`ostree admin status\` lists them (booted,
 staged, rollback, pinned), the hooks recorded in its
-/usr/share/rofiles-guard/hooks.json by commit-hooks: name and short sha256, and the base commit
-they ran on; or "no hooks". Reading a system's sysroot may need root.
+/usr/share/rofiles-guard/hooks.json by commit-hooks or layer-hooks: name and short sha256, and
+the base commit they ran on, and each layer (hook, commit, paths changed); or "no hooks". Reading a system's sysroot may need root.
 
   --sysroot DIR   the ostree sysroot (default /)
   --json          print the deployments and their hooks.json as JSON
@@ -25,6 +25,8 @@ export async function statusCommand (argv: string[]): Promise<number> {
     if (!d.hooks) { process.stdout.write(`${name}: no hooks\n`); continue }
     const hooks = d.hooks.hooks.map(h => `${h.name} (${h.sha256.slice(0, 12)})`).join(', ') || 'none ran'
     process.stdout.write(`${name}: hooks ${hooks} on base ${d.hooks.base} (${d.hooks.mode}, rofiles-guard ${d.hooks.version})\n`)
+    // layer-hooks: one line per layer, as rpm-ostree shows its layered packages.
+    for (const l of d.hooks.layers ?? []) process.stdout.write(`  layer ${l.name}: ${l.commit.slice(0, 12)}, ${l.paths} path${l.paths === 1 ? '' : 's'} changed\n`)
   }
   return 0
 }

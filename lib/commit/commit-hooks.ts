@@ -1,36 +1,18 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { GuardError } from '../errors.js'
-import { discoverHooks, refuseUnrunnable } from '../hooks/discover.js'
 import type { RunReport } from '../hooks/report.js'
-import { runHooks, type RunHooksOptions } from '../hooks/run.js'
-import { sandboxOf, type Sandbox } from '../hooks/sandbox.js'
+import { runPlanned } from '../hooks/run.js'
+import { planCommit, type CommitPlanOptions } from './plan.js'
 import { logger } from '../log.js'
-import { checkMode } from '../mount/preflight.js'
-import { checkNewRef, checkRepo, checkoutHardlinked, commitOnTop, diffCounts, metadataString, resolveRev, revParse, scratchDir } from '../ostree.js'
-import type { Mode } from '../policy.js'
+import { checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse, scratchDir } from '../ostree.js'
 import { VERSION } from '../version.js'
 import { hooksJsonOf, writeHooksJson } from './hooks-json.js'
 import { inputsJson, inputsSha256, META_INPUTS, META_INPUTS_SHA256, runInputs, type RunInputs } from './inputs.js'
 
 const log = logger('commit')
 
-/** What commitHooks runs, and where the result goes. */
-export interface CommitHooksOptions extends Pick<RunHooksOptions, 'engine' | 'timeoutMs' | 'killGraceMs' | 'env' | 'onOutput' | 'onDiscovered' | 'strict' | 'onHookStart' | 'onHookEnd' | 'signal'> {
-  /** The ostree repository (bare, or bare-user as a user). */
-  repo: string
-  /** The base: a ref or a commit checksum of `repo`. */
-  base: string
-  hooksDir: string
-  /** The ref the result is committed to (with the base as parent). */
-  ref: string
-  /** copyup (default), deny, or readonly: a check run whose commit is the base plus hooks.json. */
-  mode?: Mode
-  /** bwrap (default) or none, as for runHooks. */
-  sandbox?: Sandbox
-  /** Run even when `ref` already holds a commit of the same inputs. */
-  force?: boolean
-}
+/** What commitHooks runs, and where the result goes (see CommitPlanOptions). */
+export type CommitHooksOptions = CommitPlanOptions
 
 export interface CommitHooksResult {
   /** The commit `ref` now holds. */
@@ -55,13 +37,8 @@ export interface CommitHooksResult {
  * repository's filesystem, is removed in every case.
  */
 export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHooksResult> {
-  const repo = checkRepo(opts.repo)
-  const mode = checkMode(opts.mode ?? 'copyup')
-  const sandbox = sandboxOf(opts.sandbox)
-  const base = await resolveRev(repo, opts.base, 'base')
-  await checkNewRef(repo, opts.ref) // before any hook runs: a ref ostree would refuse fails now
-  const discovery = discoverHooks(opts.hooksDir)
-  if (opts.strict) refuseUnrunnable(discovery)
+  // Repository, base, ref, options and hooks: checked once, here, and handed down.
+  const { repo, base, mode, sandbox, discovery, run } = await planCommit(opts)
   const inputs = runInputs(base, discovery.hooks, mode, sandbox)
   const sha = inputsSha256(inputs)
 
@@ -77,9 +54,7 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
   try {
     const root = join(scratch, 'root')
     await checkoutHardlinked(repo, base, root)
-    // The run's own options; repo and ref here are the commit's, not a checkout for the run.
-    const { repo: _repo, ref: _ref, base: _base, force: _force, ...run } = opts
-    const report = await runHooks({ ...run, root, hooksDir: discovery.dir, mode, sandbox })
+    const report = await runPlanned(run, root, opts)
     // What ran is what is recorded (a hook edited between discovery and run shows its new sha256).
     const ran = runInputs(base, report.hooks, mode, sandbox)
     writeHooksJson(root, hooksJsonOf(base, report))

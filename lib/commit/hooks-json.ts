@@ -26,6 +26,22 @@ export interface HooksJson {
     /** Net changes against the tree before the hook. */
     changes: { created: string[], modified: string[], removed: string[] }
   }>
+  /** layer-hooks: each hook's layer, in the order applied. */
+  layers?: LayerEntry[]
+}
+
+/** One layer of a layer-hooks result: the hook's net effect on the base alone, as a commit. */
+export interface LayerEntry {
+  /** The hook's name. */
+  name: string
+  /** The ref that keeps the layer (reused while its inputs are unchanged). */
+  ref: string
+  commit: string
+  /** What the layer was made of: base commit, hook name and sha256, sandbox, version. */
+  inputs: { base: string, hook: string, sha256: string, sandbox: string, version: string }
+  /** How many paths it changes. */
+  paths: number
+  changes: { created: string[], modified: string[], removed: string[] }
 }
 
 export function hooksJsonOf (base: string, report: RunReport): HooksJson {

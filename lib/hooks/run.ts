@@ -196,7 +196,7 @@ async function runOne (hook: Hook, guard: HookView, o: { mode: Mode, sandbox: Sa
 export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   if (opts.repo !== undefined || opts.ref !== undefined || opts.keep !== undefined) return runOnCommit(opts)
   if (opts.root === undefined) throw new GuardError('BAD_ARGUMENT', 'runHooks needs root (a hardlinked checkout), or repo and ref (a commit to check out for the run)')
-  return runOnRoot(opts, opts.root)
+  return runPlanned(await planRun(opts), opts.root, opts)
 }
 
 /** runHooks on a throwaway (or kept) hardlinked checkout of repo's ref. */
@@ -205,9 +205,8 @@ async function runOnCommit (opts: RunHooksOptions): Promise<RunReport> {
   if (!opts.repo || !opts.ref) throw new GuardError('BAD_ARGUMENT', 'repo and ref go together: give the repository and the ref or commit to check out for the run')
   const repo = checkRepo(opts.repo)
   const commit = await resolveRev(repo, opts.ref, 'ref')
-  // What the run checks first, checked before anything is checked out.
-  checkMode(opts.mode)
-  discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
+  // Everything the run checks, checked once, before anything is checked out.
+  const plan = await planRun(opts)
   let scratch: string | null = null
   let dest: string
   if (opts.keep !== undefined) {
@@ -228,29 +227,50 @@ async function runOnCommit (opts: RunHooksOptions): Promise<RunReport> {
       throw err
     }
     log('checked out %s (%s) of %s into %s', opts.ref, commit, repo, dest)
-    return await runOnRoot(opts, dest)
+    return await runPlanned(plan, dest, opts)
   } finally {
     if (scratch !== null) rmSync(scratch, { recursive: true, force: true })
   }
 }
 
-async function runOnRoot (opts: RunHooksOptions, rootArg: string): Promise<RunReport> {
+/**
+ * What a run does, checked once where it starts (runHooks, commitHooks, layerHooks) and handed
+ * down: the mode, engine, sandbox and timeouts, and the hooks, discovered once with their
+ * digests. Made by planRun; the library's own.
+ */
+export interface RunPlan {
+  mode: Mode
+  engine: Engine
+  sandbox: Sandbox
+  timeoutMs: number | null
+  graceMs: number
+  discovery: Discovery
+}
+
+/** Checks a run's options and reads the hooks directory: the RunPlan, or the first mistake. */
+export async function planRun (opts: RunHooksOptions): Promise<RunPlan> {
   const mode = checkMode(opts.mode)
-  const engineOpt = engineOf(opts.engine)
+  const engine = engineOf(opts.engine)
   const sandbox = sandboxOf(opts.sandbox)
   const timeoutMs = checkTimeout(opts.timeoutMs)
-  const graceMs = opts.killGraceMs ?? 5000
   // No /dev/fuse or no access to it, no fusermount3, ...: said before anything else where the
   // FUSE guard will serve for certain, else once the engine is chosen.
-  const fuseCertain = engineOpt === 'fuse' || mode === 'deny'
-  if (fuseCertain) checkSystem()
-  const root = checkSource(rootArg)
-  const engine = await chooseEngine(engineOpt, mode, root)
-  if (engine === 'fuse' && !fuseCertain) checkSystem()
+  if (fuseCertain(engine, mode)) checkSystem()
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   if (opts.strict) refuseUnrunnable(discovery)
   opts.onDiscovered?.(discovery)
   await checkSandbox(sandbox)
+  return { mode, engine, sandbox, timeoutMs, graceMs: opts.killGraceMs ?? 5000, discovery }
+}
+
+const fuseCertain = (engine: Engine, mode: Mode): boolean => engine === 'fuse' || mode === 'deny'
+
+/** Runs a planned run's hooks against `rootArg`: runHooks after planRun. */
+export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<RunHooksOptions, 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal' | 'mountpoint'>): Promise<RunReport> {
+  const { mode, sandbox, timeoutMs, graceMs, discovery } = plan
+  const root = checkSource(rootArg)
+  const engine = await chooseEngine(plan.engine, mode, root)
+  if (engine === 'fuse' && !fuseCertain(plan.engine, mode)) checkSystem()
   if (sandbox === 'bwrap') checkSandboxRoot(root)
   const rootHasObjects = hasObjects(root)
   // An ostree OS tree keeps its configuration in usr/etc; a top-level etc beside it is one that

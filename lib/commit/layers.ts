@@ -1,0 +1,239 @@
+/**
+ * Layer hooks: each hook's net effect on the base, alone, as an ostree commit of its own (a
+ * layer), run in parallel, kept under a ref named by its inputs and reused while they are
+ * unchanged; then the base with every layer applied, in hook-name order, as one commit with
+ * hooks.json listing the layers.
+ */
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import * as fs from 'node:fs'
+import { cpus } from 'node:os'
+import { dirname, join } from 'node:path'
+import { promisify } from 'node:util'
+import { GuardError } from '../errors.js'
+import { HookFailedError } from '../hooks/errors.js'
+import type { Hook } from '../hooks/discover.js'
+import type { HookReport } from '../hooks/report.js'
+import { runPlanned } from '../hooks/run.js'
+import { logger } from '../log.js'
+import { checkoutHardlinked, commitOnTop, metadataString, revParse, scratchDir } from '../ostree.js'
+import { isRoot } from '../proc.js'
+import { getXattr, listXattrs, sysops } from '../native/sysops.js'
+import { VERSION } from '../version.js'
+import { writeHooksJson, type HooksJson, type LayerEntry } from './hooks-json.js'
+import { planCommit, type CommitPlanOptions } from './plan.js'
+
+const log = logger('layers')
+const exec = promisify(execFile)
+
+/** The commit metadata key of a layer: its inputs and net effect, as JSON. */
+export const META_LAYER = 'rofiles-guard.layer'
+/** Where layer refs live: rofiles-guard/layers/HOOK/INPUTS-SHA (two bases or hook sets never collide). */
+export const LAYER_REFS = 'rofiles-guard/layers'
+
+/** What a layer is made of: reused while these are unchanged. */
+export interface LayerInputs {
+  base: string
+  hook: string
+  sha256: string
+  sandbox: string
+  version: string
+}
+
+export interface LayerChanges { created: string[], modified: string[], removed: string[] }
+
+export interface LayerHooksOptions extends Omit<CommitPlanOptions, 'mode'> {
+  /** Hooks run at once (default: the CPU count). */
+  jobs?: number
+}
+
+export interface LayerResult extends LayerEntry {
+  /** Reused: a layer of the same inputs was there, and the hook did not run. */
+  upToDate: boolean
+  /** The hook's run, null when reused. */
+  report: HookReport | null
+}
+
+export interface LayerHooksResult {
+  /** The commit `ref` now holds: the base with every layer applied. */
+  commit: string
+  base: string
+  layers: LayerResult[]
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
+
+function layerInputs (base: string, hook: Pick<Hook, 'name' | 'sha256'>, sandbox: string): LayerInputs {
+  return { base, hook: hook.name, sha256: hook.sha256, sandbox, version: VERSION }
+}
+
+/** The ref of a layer: the hook's name made a ref component, and its inputs' digest. */
+export function layerRef (i: LayerInputs): string {
+  const name = i.hook.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]/, '_')
+  return `${LAYER_REFS}/${name}/${sha256(JSON.stringify(i)).slice(0, 24)}`
+}
+
+/** `rel` (a directory of `co`) and the directories above it in `dest`, each made with the owner,
+ *  mode and xattrs it has in `co`; never their contents. */
+function mkdirLike (co: string, dest: string, rel: string): void {
+  let at = ''
+  for (const part of rel.split('/').filter(Boolean)) {
+    at = at ? `${at}/${part}` : part
+    const d = join(dest, at)
+    if (fs.existsSync(d)) continue
+    const src = join(co, at)
+    const st = fs.lstatSync(src)
+    fs.mkdirSync(d)
+    fs.lchownSync(d, st.uid, st.gid)
+    fs.chmodSync(d, st.mode & 0o7777)
+    for (const n of listXattrs(src).names) {
+      const v = getXattr(src, n)
+      if (typeof v !== 'number') sysops().lsetxattr(d, n, v, 0)
+    }
+  }
+}
+
+/** A checkout's paths of a hook's net effect as a layer tree: changed entries, with their parent
+ *  directories' attributes, and Docker-style whiteouts (`.wh.NAME`) for what it removed. */
+async function layerTree (co: string, changes: LayerChanges, dest: string): Promise<void> {
+  fs.mkdirSync(dest)
+  const rootSt = fs.statSync(co)
+  fs.chownSync(dest, rootSt.uid, rootSt.gid)
+  fs.chmodSync(dest, rootSt.mode & 0o7777)
+  const rel = (p: string): string => p.replace(/^\/+/, '')
+  const copy = [...changes.created, ...changes.modified].map(rel).filter(p => p !== '')
+  const isDir = (p: string): boolean => fs.lstatSync(join(co, p)).isDirectory()
+  // Directories (changed ones, and those above every changed entry) without their contents;
+  // then the files, symlinks and other entries themselves.
+  for (const p of copy) mkdirLike(co, dest, isDir(p) ? p : dirname(p))
+  const files = copy.filter(p => !isDir(p))
+  for (let i = 0; i < files.length; i += 500) await exec('cp', ['-a', '--no-dereference', '--parents', '-t', dest, '--', ...files.slice(i, i + 500)], { cwd: co })
+  // A removed path needs a whiteout unless its parent was removed too.
+  const removed = new Set(changes.removed.map(rel))
+  for (const p of removed) {
+    const parent = dirname(p) === '.' ? '' : dirname(p)
+    if (parent && removed.has(parent)) continue
+    mkdirLike(co, dest, parent)
+    fs.writeFileSync(join(dest, parent, `.wh.${p.split('/').at(-1)!}`), '')
+  }
+}
+
+function changesOf (r: HookReport): LayerChanges {
+  const of = (k: string): string[] => r.activity.changes.filter(c => c.change === k).map(c => c.path)
+  return { created: of('created'), modified: of('modified'), removed: of('removed') }
+}
+const countOf = (c: LayerChanges): number => c.created.length + c.modified.length + c.removed.length
+
+/** Two layers that change the same path: CONFLICT naming both hooks and the first paths. */
+function checkConflicts (layers: Array<{ name: string, changes: LayerChanges }>): void {
+  const owner = new Map<string, string>()
+  for (const l of layers) {
+    const clash: string[] = []
+    let other = ''
+    for (const p of [...l.changes.created, ...l.changes.modified, ...l.changes.removed]) {
+      const o = owner.get(p)
+      if (o !== undefined) { other = o; clash.push(p) } else owner.set(p, l.name)
+    }
+    if (clash.length) {
+      throw new GuardError('LAYER_CONFLICT', `layers of ${other} and ${l.name} both change ${clash.slice(0, 3).join(', ')}${clash.length > 3 ? ` (+${clash.length - 3} more)` : ''}: no ref set; make the hooks change different paths, or run them one after another with commit-hooks`)
+    }
+  }
+}
+
+/**
+ * Runs each hook of `hooksDir` on the base alone (its own hardlinked checkout, through the
+ * engine chosen), up to `jobs` at once, commits each one's net effect as a layer (reused when a
+ * layer of the same inputs exists), then commits the base with the layers applied in hook-name
+ * order to `ref`, with hooks.json listing the layers. A failing hook, or two layers changing the
+ * same path, sets no ref; the layers of hooks that succeeded stay for the next run.
+ */
+export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksResult> {
+  const plan = await planCommit({ ...opts, mode: 'copyup' })
+  const jobs = opts.jobs ?? cpus().length
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 1024) throw new GuardError('BAD_ARGUMENT', `jobs ${String(opts.jobs)}: give a whole number from 1 to 1024`)
+  const { repo, base, discovery, sandbox } = plan
+  const scratch = scratchDir(repo, 'rofiles-guard-layers-', 'scratch checkouts', 'layer-hooks needs write access to the repository; run it as the repository\'s owner')
+  const results: LayerResult[] = new Array(discovery.hooks.length)
+  const failures: HookFailedError[] = []
+  try {
+    // Which layers are there already, and which hooks must run.
+    const todo: number[] = []
+    for (const [i, hook] of discovery.hooks.entries()) {
+      const inputs = layerInputs(base, hook, sandbox)
+      const ref = layerRef(inputs)
+      const commit = opts.force ? null : await revParse(repo, ref)
+      const meta = commit === null ? null : await metadataString(repo, commit, META_LAYER)
+      if (commit !== null && meta !== null) {
+        const m = JSON.parse(meta) as { inputs: LayerInputs, changes: LayerChanges }
+        if (JSON.stringify(m.inputs) === JSON.stringify(inputs)) {
+          results[i] = { name: hook.name, ref, commit, inputs, paths: countOf(m.changes), changes: m.changes, upToDate: true, report: null }
+          log('%s: up to date (%s)', hook.name, commit)
+          continue
+        }
+      }
+      todo.push(i)
+    }
+
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < todo.length && !failures.length) {
+        const i = todo[next++]!
+        const hook = discovery.hooks[i]!
+        const inputs = layerInputs(base, hook, sandbox)
+        const dir = join(scratch, `hook-${i}`)
+        fs.mkdirSync(dir)
+        const co = join(dir, 'root')
+        await checkoutHardlinked(repo, base, co)
+        let report: HookReport
+        try {
+          const r = await runPlanned({ ...plan.run, discovery: { dir: plan.discovery.dir, hooks: [hook], skipped: [] } }, co, opts)
+          report = r.hooks[0]!
+        } catch (err) {
+          if (err instanceof HookFailedError) { failures.push(err); return }
+          throw err
+        }
+        const changes = changesOf(report)
+        await layerTree(co, changes, join(dir, 'layer'))
+        const ref = layerRef(inputs)
+        const commit = (await exec('ostree', ['commit', `--repo=${repo}`, `--branch=${ref}`, '--orphan', `--tree=dir=${join(dir, 'layer')}`,
+          ...(isRoot() ? [] : ['--owner-uid=0', '--owner-gid=0']), '--link-checkout-speedup', '--no-bindings',
+          `--add-metadata-string=${META_LAYER}=${JSON.stringify({ inputs, changes })}`, '-s', `rofiles-guard ${VERSION}: layer of ${hook.name} on ${base.slice(0, 12)}`])).stdout.trim()
+        results[i] = { name: hook.name, ref, commit, inputs, paths: countOf(changes), changes, upToDate: false, report }
+        fs.rmSync(dir, { recursive: true, force: true })
+        log('%s: layer %s (%d paths)', hook.name, commit, countOf(changes))
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(jobs, Math.max(todo.length, 1)) }, () => worker()))
+    if (failures.length) throw failures[0]!
+
+    checkConflicts(results)
+
+    // The merge: the base, then each layer over it, whiteouts applied.
+    const merged = join(scratch, 'merged')
+    await checkoutHardlinked(repo, base, merged)
+    for (const l of results) {
+      if (l.paths === 0) continue
+      await exec('ostree', ['checkout', `--repo=${repo}`, '--union', '--whiteouts', '-H', ...(isRoot() ? [] : ['-U']), l.commit, merged])
+    }
+    const json: HooksJson = {
+      base,
+      mode: 'copyup',
+      sandbox,
+      version: VERSION,
+      time: new Date().toISOString(),
+      hooks: results.map(l => ({ name: l.name, sha256: l.inputs.sha256, exitCode: l.report?.exitCode ?? 0, durationMs: l.report?.durationMs ?? 0, changes: l.changes })),
+      layers: results.map(({ name, ref, commit, inputs, paths, changes }) => ({ name, ref, commit, inputs, paths, changes }))
+    }
+    writeHooksJson(merged, json)
+    const commit = await commitOnTop(repo, {
+      ref: opts.ref,
+      parent: base,
+      tree: merged,
+      subject: `rofiles-guard ${VERSION}: ${results.length} layer(s) on ${base.slice(0, 12)}`,
+      metadata: { 'rofiles-guard.layers': JSON.stringify(results.map(l => ({ name: l.name, commit: l.commit }))), 'rofiles-guard.version': VERSION }
+    })
+    return { commit, base, layers: results }
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true })
+  }
+}
