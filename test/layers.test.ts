@@ -130,6 +130,12 @@ describe('layer-hooks', () => {
     made.push(d)
     const r = await layerHooks({ repo, base: 'base/a', hooksDir: d, ref: 'layered/alone', sandbox: 'none', jobs: 1 })
     expect(r.layers.map(l => l.changes.created)).toEqual([['/usr/etc/mark'], ['/usr/etc/look']])
+    // Only additions: merged by ostree from the trees, the base never checked out; every
+    // directory keeps the base's metadata, hooks.json included.
+    const meta = (ref: string, p: string): string => sh('ostree', ['ls', `--repo=${repo}`, '-d', '-X', ref, p]).trim()
+    for (const p of ['/', '/usr', '/usr/etc', '/usr/share']) expect(meta('layered/alone', p)).toBe(meta('base/a', p))
+    expect((JSON.parse(catFile('layered/alone', `/${HOOKS_JSON}`)) as HooksJson).layers!.map(l => l.name)).toEqual(['10-mark', '20-look'])
+    expect(catFile('layered/alone', '/usr/etc/app.conf')).toBe('motd = a\n')
   }, 60_000)
 
   it('two layers that change the same path: the run fails naming both hooks and the path, and sets no ref', async () => {
@@ -162,7 +168,7 @@ describe('layer-hooks', () => {
     const r = cli(['layer-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', v1, '--ref', 'layered/a', '--sandbox', 'none'])
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toContain('= 10-motd: up to date: layer ')
-    expect(r.stdout).toMatch(/layered\/a is [0-9a-f]{64}: 3 layer\(s\) on [0-9a-f]{64}, 3 up to date/)
+    expect(r.stdout).toMatch(/up to date: layered\/a is [0-9a-f]{64} \(base and every layer unchanged\)/)
     expect(expectOneLineError(cli(['layer-hooks', '--repo', repo, '--base', 'base/a', '--hooks-dir', v1, '--ref', 'x', '--jobs', '0']))).toMatch(/--jobs 0: give a whole number from 1 to 1024/)
     expect(expectOneLineError(cli(['layer-hooks', '--repo', repo, '--base', 'no/such', '--hooks-dir', v1, '--ref', 'x']))).toMatch(/base no\/such is not a ref or commit/)
   }, 60_000)

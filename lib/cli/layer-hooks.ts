@@ -74,7 +74,9 @@ export async function layerHooksCommand (argv: string[]): Promise<number> {
           ? `= ${l.name}: up to date: layer ${l.commit.slice(0, 12)} (${l.paths} paths)\n`
           : `${hookLine(l.report!, timeoutMs)}\n  layer ${l.commit.slice(0, 12)} (${l.paths} paths)\n`)
       }
-      info.write(`${ref} is ${r.commit}: ${r.layers.length} layer(s) on ${r.base}, ${r.layers.filter(l => l.upToDate).length} up to date\n`)
+      info.write(r.upToDate
+        ? `up to date: ${ref} is ${r.commit} (base and every layer unchanged)\n`
+        : `${ref} is ${r.commit}: ${r.layers.length} layer(s) on ${r.base}, ${r.layers.filter(l => l.upToDate).length} up to date\n`)
       if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n')
       return 0
     } catch (err) {

@@ -4,7 +4,7 @@ import { GuardError } from '../errors.js'
 import { checkRepo, deleteRef, listRefs, metadataString, pruneRefsOnly, revParse } from '../ostree.js'
 import { META_INPUTS_SHA256 } from './inputs.js'
 import { deployments } from './sysroot.js'
-import { LAYER_REFS, META_LAYER } from './layers.js'
+import { LAYER_REFS, META_LAYER, META_MERGED } from './layers.js'
 
 export interface GcResult {
   /** Refs commit-hooks made whose commits no deployment uses: deleted (or, dry run, to be). */
@@ -45,7 +45,7 @@ export async function gcHookRefs (opts: { repo: string, sysroot?: string, dryRun
       result.deleted.push(ref)
       continue
     }
-    if (await metadataString(opts.repo, commit, META_INPUTS_SHA256) === null && await metadataString(opts.repo, commit, 'rofiles-guard.layers') === null) continue
+    if (await metadataString(opts.repo, commit, META_INPUTS_SHA256) === null && await metadataString(opts.repo, commit, META_MERGED) === null) continue
     if (used.has(commit)) { result.kept.push(ref); continue }
     if (!opts.dryRun) await deleteRef(opts.repo, ref)
     result.deleted.push(ref)

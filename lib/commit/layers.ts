@@ -20,7 +20,7 @@ import { checkoutHardlinked, commitOnTop, metadataString, revParse, scratchDir }
 import { isRoot } from '../proc.js'
 import { getXattr, listXattrs, sysops } from '../native/sysops.js'
 import { VERSION } from '../version.js'
-import { writeHooksJson, type HooksJson, type LayerEntry } from './hooks-json.js'
+import { HOOKS_JSON, writeHooksJson, type HooksJson, type LayerEntry } from './hooks-json.js'
 import { planCommit, type CommitPlanOptions } from './plan.js'
 
 const log = logger('layers')
@@ -28,6 +28,35 @@ const exec = promisify(execFile)
 
 /** The commit metadata key of a layer: its inputs and net effect, as JSON. */
 export const META_LAYER = 'rofiles-guard.layer'
+/** The merge commit's metadata key: its layers, in order. */
+export const META_MERGED = 'rofiles-guard.layers'
+/** The directory hooks.json lies in. */
+const HOOKS_JSON_DIR = dirname(HOOKS_JSON)
+
+/**
+ * The base's directories from its root down to `dir` (those that exist), checked out into `dest`
+ * with nothing else in them: every sibling on the way is skipped.
+ */
+async function checkoutDirsTo (repo: string, base: string, dir: string, dest: string): Promise<void> {
+  const skip: string[] = []
+  let at = ''
+  for (const part of dir.split('/').filter(Boolean)) {
+    const r = await execFileOut('ostree', ['ls', `--repo=${repo}`, base, at || '/'])
+    if (r === null) break
+    const names = r.split('\n').filter(Boolean).map(l => l.split(' ').at(-1)!).filter(p => p !== (at || '/'))
+    for (const p of names) if (p !== `${at}/${part}`) skip.push(p)
+    if (!names.includes(`${at}/${part}`)) break
+    at = `${at}/${part}`
+  }
+  const list = join(dirname(dest), 'skip-list')
+  fs.writeFileSync(list, skip.join('\n') + '\n')
+  await exec('ostree', ['checkout', `--repo=${repo}`, `--skip-list=${list}`, ...(isRoot() ? [] : ['-U']), base, dest])
+}
+
+async function execFileOut (cmd: string, args: string[]): Promise<string | null> {
+  try { return (await exec(cmd, args, { maxBuffer: 1 << 28 })).stdout } catch { return null }
+}
+
 /** Where layer refs live: rofiles-guard/layers/HOOK/INPUTS-SHA (two bases or hook sets never collide). */
 export const LAYER_REFS = 'rofiles-guard/layers'
 
@@ -57,6 +86,8 @@ export interface LayerResult extends LayerEntry {
 export interface LayerHooksResult {
   /** The commit `ref` now holds: the base with every layer applied. */
   commit: string
+  /** Nothing ran and nothing was committed: `ref` already held the merge of these layers. */
+  upToDate: boolean
   base: string
   layers: LayerResult[]
 }
@@ -208,13 +239,15 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
 
     checkConflicts(results)
 
-    // The merge: the base, then each layer over it, whiteouts applied.
-    const merged = join(scratch, 'merged')
-    await checkoutHardlinked(repo, base, merged)
-    for (const l of results) {
-      if (l.paths === 0) continue
-      await exec('ostree', ['checkout', `--repo=${repo}`, '--union', '--whiteouts', '-H', ...(isRoot() ? [] : ['-U']), l.commit, merged])
+    // Nothing new: `ref` already holds the merge of these very layers on this base.
+    const layerList = JSON.stringify(results.map(l => ({ name: l.name, commit: l.commit })))
+    const current = opts.force ? null : await revParse(repo, opts.ref)
+    if (current !== null && results.every(l => l.upToDate) &&
+        await metadataString(repo, current, META_MERGED) === layerList && await revParse(repo, `${current}^`) === base) {
+      log('%s is %s: every layer up to date', opts.ref, current)
+      return { commit: current, base, layers: results, upToDate: true }
     }
+
     const json: HooksJson = {
       base,
       mode: 'copyup',
@@ -224,15 +257,30 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
       hooks: results.map(l => ({ name: l.name, sha256: l.inputs.sha256, exitCode: l.report?.exitCode ?? 0, durationMs: l.report?.durationMs ?? 0, changes: l.changes })),
       layers: results.map(({ name, ref, commit, inputs, paths, changes }) => ({ name, ref, commit, inputs, paths, changes }))
     }
-    writeHooksJson(merged, json)
-    const commit = await commitOnTop(repo, {
-      ref: opts.ref,
-      parent: base,
-      tree: merged,
-      subject: `rofiles-guard ${VERSION}: ${results.length} layer(s) on ${base.slice(0, 12)}`,
-      metadata: { 'rofiles-guard.layers': JSON.stringify(results.map(l => ({ name: l.name, commit: l.commit }))), 'rofiles-guard.version': VERSION }
-    })
-    return { commit, base, layers: results }
+    const subject = `rofiles-guard ${VERSION}: ${results.length} layer(s) on ${base.slice(0, 12)}`
+    const metadata = { [META_MERGED]: layerList, 'rofiles-guard.version': VERSION }
+    let commit: string
+    if (results.some(l => l.changes.removed.length)) {
+      // Whiteouts to apply: the base checked out, each layer over it, then committed.
+      const merged = join(scratch, 'merged')
+      await checkoutHardlinked(repo, base, merged)
+      for (const l of results) {
+        if (l.paths === 0) continue
+        await exec('ostree', ['checkout', `--repo=${repo}`, '--union', '--whiteouts', '-H', ...(isRoot() ? [] : ['-U']), l.commit, merged])
+      }
+      writeHooksJson(merged, json)
+      commit = await commitOnTop(repo, { ref: opts.ref, parent: base, tree: merged, subject, metadata })
+    } else {
+      // Only additions: ostree overlays the trees itself, the base's never checked out. hooks.json
+      // goes in a tree of the base's own directories down to it (their metadata as the base's).
+      const meta = join(scratch, 'meta')
+      await checkoutDirsTo(repo, base, HOOKS_JSON_DIR, meta)
+      writeHooksJson(meta, json)
+      commit = (await exec('ostree', ['commit', `--repo=${repo}`, `--branch=${opts.ref}`, `--parent=${base}`, `--tree=ref=${base}`,
+        ...results.filter(l => l.paths > 0).map(l => `--tree=ref=${l.commit}`), `--tree=dir=${meta}`, '--link-checkout-speedup',
+        ...(isRoot() ? [] : ['--owner-uid=0', '--owner-gid=0']), ...Object.entries(metadata).map(([k, v]) => `--add-metadata-string=${k}=${v}`), '-s', subject])).stdout.trim()
+    }
+    return { commit, base, layers: results, upToDate: false }
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true })
   }
