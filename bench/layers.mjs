@@ -49,7 +49,8 @@ try {
   const upToDate = []
   for (let i = 0; i < 5; i++) upToDate.push(await secs(() => layerHooks({ ...common, hooksDir: eight, ref: 'bench/eight' })))
   out.allUpToDateS = upToDate.sort((a, b) => a - b)[2]
-  fs.writeFileSync(join(eight, '13-conf'), '#!/bin/sh\nset -e\necho "v2 3" > "$ROOTHOOK_ROOT/d3/hook.conf"\n', { mode: 0o755 })
+  // A change no earlier bench run made (layers of earlier runs stay in the fixture repository).
+  fs.writeFileSync(join(eight, '13-conf'), `#!/bin/sh\nset -e\necho "v2 3 ${Date.now()}" > "$ROOTHOOK_ROOT/d3/hook.conf"\n`, { mode: 0o755 })
   let changed
   out.oneChangedS = await secs(async () => { changed = await layerHooks({ ...common, hooksDir: eight, ref: 'bench/eight' }) })
   out.oneChangedRan = changed.layers.filter(l => !l.upToDate).map(l => l.name)

@@ -53,6 +53,18 @@ async function checkoutDirsTo (repo: string, base: string, dir: string, dest: st
   await exec('ostree', ['checkout', `--repo=${repo}`, `--skip-list=${list}`, ...(isRoot() ? [] : ['-U']), base, dest])
 }
 
+/** The commit a ref of `repo` holds, read from refs/heads (no ostree process), or null. */
+function readRef (repo: string, ref: string): string | null {
+  try {
+    const c = fs.readFileSync(join(repo, 'refs/heads', ref), 'utf8').trim()
+    return /^[0-9a-f]{64}$/.test(c) ? c : null
+  } catch { return null }
+}
+
+async function catFile (repo: string, commit: string, path: string): Promise<string> {
+  return (await exec('ostree', ['cat', `--repo=${repo}`, commit, path], { maxBuffer: 1 << 28 })).stdout
+}
+
 async function execFileOut (cmd: string, args: string[]): Promise<string | null> {
   try { return (await exec(cmd, args, { maxBuffer: 1 << 28 })).stdout } catch { return null }
 }
@@ -183,6 +195,22 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
   const jobs = opts.jobs ?? cpus().length
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 1024) throw new GuardError('BAD_ARGUMENT', `jobs ${String(opts.jobs)}: give a whole number from 1 to 1024`)
   const { repo, base, discovery, sandbox } = plan
+
+  // Every layer there already (its ref names its inputs' digest) and `ref` their merge on this
+  // base: nothing to do. Read from the refs and the merge's hooks.json, no tree touched.
+  if (!opts.force) {
+    const wanted = discovery.hooks.map(h => { const inputs = layerInputs(base, h, sandbox); return { name: h.name, ref: layerRef(inputs), inputs } })
+    const commits = wanted.map(w => readRef(repo, w.ref))
+    const current = readRef(repo, opts.ref)
+    if (current !== null && commits.every(c => c !== null) &&
+        await metadataString(repo, current, META_MERGED) === JSON.stringify(wanted.map((w, i) => ({ name: w.name, commit: commits[i] }))) &&
+        await revParse(repo, `${current}^`) === base) {
+      const json = JSON.parse(await catFile(repo, current, `/${HOOKS_JSON}`)) as HooksJson
+      log('%s is %s: every layer up to date', opts.ref, current)
+      return { commit: current, base, upToDate: true, layers: json.layers!.map(l => ({ ...l, upToDate: true, report: null })) }
+    }
+  }
+
   const scratch = scratchDir(repo, 'rofiles-guard-layers-', 'scratch checkouts', 'layer-hooks needs write access to the repository; run it as the repository\'s owner')
   const results: LayerResult[] = new Array(discovery.hooks.length)
   const failures: HookFailedError[] = []
@@ -192,7 +220,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
     for (const [i, hook] of discovery.hooks.entries()) {
       const inputs = layerInputs(base, hook, sandbox)
       const ref = layerRef(inputs)
-      const commit = opts.force ? null : await revParse(repo, ref)
+      const commit = opts.force ? null : readRef(repo, ref)
       const meta = commit === null ? null : await metadataString(repo, commit, META_LAYER)
       if (commit !== null && meta !== null) {
         const m = JSON.parse(meta) as { inputs: LayerInputs, changes: LayerChanges }
@@ -239,14 +267,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
 
     checkConflicts(results)
 
-    // Nothing new: `ref` already holds the merge of these very layers on this base.
     const layerList = JSON.stringify(results.map(l => ({ name: l.name, commit: l.commit })))
-    const current = opts.force ? null : await revParse(repo, opts.ref)
-    if (current !== null && results.every(l => l.upToDate) &&
-        await metadataString(repo, current, META_MERGED) === layerList && await revParse(repo, `${current}^`) === base) {
-      log('%s is %s: every layer up to date', opts.ref, current)
-      return { commit: current, base, layers: results, upToDate: true }
-    }
 
     const json: HooksJson = {
       base,
