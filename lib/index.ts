@@ -9,6 +9,7 @@ export { runHooks, DEFAULT_HOOKS_DIR, DEFAULT_TIMEOUT_MS, type RunHooksOptions }
 export { discoverHooks, type Hook, type SkippedEntry, type Discovery } from './hooks/discover.js'
 export { HookFailedError, RunAbortedError } from './hooks/errors.js'
 export type { RunReport, HookReport } from './hooks/report.js'
+export { summary as formatReport, hookLine as formatHookLine, totalLine as formatTotalLine } from './hooks/format.js'
 export type { KilledProcess } from './hooks/leftovers.js'
 export { SANDBOXES, HOOK_CAPS, type Sandbox } from './hooks/sandbox.js'
 export { ENGINES, type Engine } from './mount/engine.js'

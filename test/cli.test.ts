@@ -137,6 +137,12 @@ describe('rofiles-guard mount', () => {
     expect(complete(['rofiles-guard', 'run-hooks', '--mode', ''])).toBe('deny copyup readonly read-only')
     expect(complete(['rofiles-guard', 'run-hooks', '--sandbox', ''])).toBe('bwrap none')
     expect(complete(['rofiles-guard', 'cleanup', '--'])).toBe('--dry-run --help --version')
+    expect(complete(['rofiles-guard', 'run-hooks', '--engine', ''])).toBe('auto fuse kernel')
+    // --base and --ref: the refs of the --repo given; --repo and --sysroot: directories.
+    expect(complete(['rofiles-guard', 'commit-hooks', '--repo', repo.repo, '--base', ''])).toBe('test')
+    expect(complete(['rofiles-guard', 'run-hooks', `--repo=${repo.repo}`, '--ref', 't'])).toBe('test')
+    expect(complete(['rofiles-guard', 'commit-hooks', '--base', ''])).toBe('')
+    expect(complete(['rofiles-guard', 'commit-hooks', '--repo', `${repo.dir}/re`])).toBe(`${repo.dir}/repo`)
   })
 
   it('the man page lists every command with its help', () => {
@@ -146,6 +152,28 @@ describe('rofiles-guard mount', () => {
       expect(shown).toContain(`rofiles-guard ${c}`)
     }
     expect(shown).toContain('--mode MODE')
+    // roff, not markdown: no backticks anywhere in the page.
+    expect(man).not.toContain('`')
+  })
+
+  it('the man page\'s ENVIRONMENT names every ROFILES_GUARD_* variable the package, its tests and bench read', () => {
+    const man = fs.readFileSync(new URL('../dist/man/rofiles-guard.1', import.meta.url), 'utf8')
+    const env = man.slice(man.indexOf('.SH ENVIRONMENT'), man.indexOf('.SH EXAMPLES'))
+    const read = execFileSync('sh', ['-c', 'grep -rhoE "ROFILES_GUARD_[A-Z_]+[A-Z]" lib test bench scripts | sort -u'], { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8' }).split('\n').filter(Boolean)
+    expect(read.length).toBeGreaterThan(5)
+    for (const v of read) expect(env, v).toContain(v)
+  })
+
+  it('every example of the man page is a command with options it has', async () => {
+    const { EXAMPLES } = await import('../dist/cli/manpage.js')
+    for (const [, cmds] of EXAMPLES) {
+      for (const line of cmds.split('\n').filter((l: string) => l.startsWith('rofiles-guard '))) {
+        const [, cmd, ...args] = line.split(/\s+/)
+        const help = cli([cmd!, '--help'])
+        expect(help.status, line).toBe(0)
+        for (const a of args.filter(x => x.startsWith('--'))) expect(help.stdout, `${line}: ${a}`).toContain(`${a} `)
+      }
+    }
   })
 
   it('prints help for every command', () => {

@@ -68,7 +68,7 @@ beforeAll(() => {
 afterAll(async () => {
   try {
     // Deployment roots are immutable (chattr +i, as ostree makes them): undeploy them first.
-    while ((await deployments(sysroot)).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
+    while ((await deployments({ sysroot })).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
   } finally {
     try { execFileSync('umount', [join(sysroot, 'boot')]) } finally { rmrf(work) }
   }
@@ -148,7 +148,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     const b = await commitHooks({ sandbox: 'none', repo, base: 'base/b', hooksDir: hooksV1, ref: 'hooks/b' })
     deploy('hooks/b')
     const hooksA = sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/a']).trim()
-    const deployed = (await deployments(sysroot)).map(d => d.commit)
+    const deployed = (await deployments({ sysroot })).map(d => d.commit)
     expect(deployed).toContain(b.commit)
     expect(deployed).toContain(hooksA)
 
@@ -167,7 +167,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
       if (idx < 0) break
       sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', String(idx)])
     }
-    expect((await deployments(sysroot)).map(d => d.commit)).toEqual([b.commit])
+    expect((await deployments({ sysroot })).map(d => d.commit)).toEqual([b.commit])
     const plan = cli(['gc', '--repo', repo, '--sysroot', sysroot, '--dry-run'])
     expect(plan.stdout).toContain('would delete hooks/a (no deployment uses it)')
     expect(refs()).toContain('hooks/a') // a dry run changes nothing
@@ -192,7 +192,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     try {
       const status = sh('ostree', ['admin', `--sysroot=${sysroot}`, 'status'])
       const listed = [...status.matchAll(/([0-9a-f]{64})\.(\d+)/g)].map(m => `${m[1]}.${m[2]}`)
-      const ours = await deployments(sysroot)
+      const ours = await deployments({ sysroot })
       expect(ours.map(d => `${d.commit}.${d.serial}`)).toEqual(listed)
       expect(ours.map(d => d.commit)).not.toContain(badCommit)
       expect(ours.filter(d => d.pinned).length).toBe((status.match(/Pinned: yes/g) ?? []).length)
@@ -228,7 +228,7 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     expect(sh('ostree', ['cat', `--repo=${repo}`, 'hooks/release', '/usr/etc/os-release'])).toContain('HOOKED=yes\n')
     expect(spawnSync('ostree', ['ls', `--repo=${repo}`, 'hooks/release', '/etc']).status).not.toBe(0) // no top-level etc
     deploy('hooks/release')
-    const dep = (await deployments(sysroot)).find(x => x.commit === r.commit)!
+    const dep = (await deployments({ sysroot })).find(x => x.commit === r.commit)!
     expect(fs.readFileSync(join(dep.path, 'etc/os-release'), 'utf8')).toContain('HOOKED=yes\n')
   })
 

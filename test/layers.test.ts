@@ -74,7 +74,7 @@ afterEach(() => {
 
 afterAll(async () => {
   try {
-    while ((await deployments(sysroot)).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
+    while ((await deployments({ sysroot })).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
   } finally {
     try { execFileSync('umount', [join(sysroot, 'boot')]) } finally { rmrf(work) }
   }

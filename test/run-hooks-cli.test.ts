@@ -33,6 +33,13 @@ describe('rofiles-guard run-hooks', () => {
     expect(r.stdout).toContain('[90-check-kernel] no kernel modules in this root: nothing to check\n')
   })
 
+  it('a run of several hooks ends with one total line: ok, failed, skipped, paths changed, time, engine', () => {
+    const d = hooks({ '10-a': 'echo a > "$ROOTHOOK_ROOT/var/a"', '20-b': 'echo b > "$ROOTHOOK_ROOT/var/b"; echo b2 > "$ROOTHOOK_ROOT/var/a"', '30-fail': 'exit 2', 'README': ['not a hook', 0o644] })
+    const r = cli(['run-hooks', '--sandbox', 'none', '--root', root(), '--hooks-dir', d])
+    expect(r.status).toBe(1)
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^3 hooks: 2 ok, 1 failed, 1 skipped; 2 paths changed; \d+\.\d s \(engine fuse, sandbox none\)$/)
+  })
+
   it('says once when the root has nothing to protect (no hardlinked objects), and not otherwise', () => {
     const plain = emptyDir('rg-plain-root-')
     dirs.push(plain)

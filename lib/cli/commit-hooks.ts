@@ -5,7 +5,7 @@ import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
 import { DEFAULT_TIMEOUT_MS } from '../hooks/run.js'
 import { MODE_OPTION, modeOf, parse } from './args.js'
 import { hookRunOptions, withSignals } from './run-hooks.js'
-import { summary } from './summary.js'
+import { summary } from '../hooks/format.js'
 
 export const COMMIT_HOOKS_HELP = `Usage: rofiles-guard commit-hooks --repo REPO --base REV --hooks-dir DIR --ref REF [--mode MODE]
                                   [--sandbox KIND] [--engine ENGINE] [--timeout SECONDS] [--force]

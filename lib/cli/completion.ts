@@ -7,7 +7,8 @@ import { parse } from './args.js'
 export const COMPLETION_HELP = `Usage: rofiles-guard completion
 
 Prints the bash completion script for rofiles-guard: commands, each command's options, the
-values of --mode, --sandbox and --engine, directories and files where an option takes one. Load it with
+values of --mode, --sandbox and --engine, the refs of the --repo given for --base and --ref,
+directories and files where an option takes one. Load it with
 
   source <(rofiles-guard completion)
 
@@ -20,7 +21,9 @@ function valueWords (placeholder: string): string | null {
     case 'MODE': return `compgen -W "${[...MODES, 'read-only'].join(' ')}" -- "$cur"`
     case 'KIND': return `compgen -W "${SANDBOXES.join(' ')}" -- "$cur"`
     case 'ENGINE': return `compgen -W "${ENGINES.join(' ')}" -- "$cur"`
-    case 'DIR': return 'compgen -d -- "$cur"'
+    case 'DIR': case 'REPO': return 'compgen -d -- "$cur"'
+    // The refs of the repository named by --repo on the same command line.
+    case 'REV': case 'REF': return 'compgen -W "$(_rofiles_guard_refs)" -- "$cur"'
     case 'FILE': return 'compgen -f -- "$cur"'
     default: return null // SECONDS and the like: nothing to offer
   }
@@ -36,6 +39,13 @@ export async function completionScript (): Promise<string> {
   const values = [...takes].map(([opt, ph]) => `    ${opt}) ${valueWords(ph) === null ? 'return ;;' : `COMPREPLY=($(${valueWords(ph)})); return ;;`}`)
   const perCommand = helps.map(({ name, help }) => `    ${name}) opts="${[...new Set([...optionsOf(help), "--help"])].join(" ")}" ;;`)
   return `# bash completion for rofiles-guard (made by \`rofiles-guard completion\`)
+_rofiles_guard_refs () {
+  local i repo=
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case "\${COMP_WORDS[i]}" in --repo) repo=\${COMP_WORDS[i+1]} ;; --repo=*) repo=\${COMP_WORDS[i]#--repo=} ;; esac
+  done
+  [ -n "$repo" ] && ostree refs --repo="$repo" 2>/dev/null
+}
 _rofiles_guard () {
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} opts
   if [ "$COMP_CWORD" -eq 1 ]; then

@@ -13,7 +13,7 @@ import { commitHooks } from '../commit/commit-hooks.js'
 import { HOOKS_JSON } from '../commit/hooks-json.js'
 import type { Mode } from '../policy.js'
 import { parse } from './args.js'
-import { summary } from './summary.js'
+import { summary } from '../hooks/format.js'
 
 export const DEMO_HELP = `Usage: rofiles-guard demo
 

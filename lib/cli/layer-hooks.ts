@@ -4,7 +4,7 @@ import { GuardError } from '../errors.js'
 import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
 import { parse } from './args.js'
 import { hookRunOptions, withSignals } from './run-hooks.js'
-import { hookLine, summary } from './summary.js'
+import { hookLine, summary } from '../hooks/format.js'
 
 export const LAYER_HOOKS_HELP = `Usage: rofiles-guard layer-hooks --repo REPO --base REV --hooks-dir DIR --ref REF [--jobs N]
                                  [--sandbox KIND] [--engine ENGINE] [--timeout SECONDS] [--force]

@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { GuardError } from '../errors.js'
 import type { RunReport } from '../hooks/report.js'
 import { parse } from './args.js'
-import { summary } from './summary.js'
+import { summary } from '../hooks/format.js'
 
 export const REPORT_HELP = `Usage: rofiles-guard report [--json] FILE
 

@@ -8,7 +8,7 @@ import { sandboxOf, type Sandbox } from '../hooks/sandbox.js'
 import { engineOf, type Engine } from '../mount/engine.js'
 import { suspicious } from '../hooks/discover.js'
 import { MODE_OPTION, modeOf, parse, type Parsed } from './args.js'
-import { summary } from './summary.js'
+import { summary } from '../hooks/format.js'
 
 export const RUN_HOOKS_HELP = `Usage: rofiles-guard run-hooks --root DIR [--hooks-dir DIR] [--mode MODE]
                                [--sandbox KIND] [--engine ENGINE] [--timeout SECONDS]

@@ -16,7 +16,7 @@ the base commit they ran on, and each layer (hook, commit, paths changed); or "n
 export async function statusCommand (argv: string[]): Promise<number> {
   const { values } = parse('status', argv, { sysroot: { type: 'string' }, json: { type: 'boolean' } }, [])
   if (values.help) { process.stdout.write(STATUS_HELP); return 0 }
-  const list = await deployments(typeof values.sysroot === 'string' && values.sysroot !== '' ? values.sysroot : '/')
+  const list = await deployments({ sysroot: typeof values.sysroot === 'string' && values.sysroot !== '' ? values.sysroot : '/' })
   if (values.json) { process.stdout.write(JSON.stringify(list, null, 2) + '\n'); return 0 }
   if (!list.length) process.stdout.write('no deployments\n')
   for (const d of list) {

@@ -23,7 +23,7 @@ export interface GcResult {
  */
 export async function gcHookRefs (opts: { repo: string, sysroot?: string, dryRun?: boolean }): Promise<GcResult> {
   checkRepo(opts.repo)
-  const deps = await deployments(opts.sysroot ?? '/')
+  const deps = await deployments({ sysroot: opts.sysroot ?? '/' })
   const used = new Set(deps.map(d => d.commit))
   if (!opts.dryRun) {
     try { fs.accessSync(join(opts.repo, 'refs'), fs.constants.W_OK) } catch {

@@ -44,7 +44,9 @@ export function parseAdminStatus (sysroot: string, text: string): Deployment[] {
  * The deployments of `sysroot` as ostree itself has them (`ostree admin status`): the current
  * boot version's, never a directory left behind by a deploy that failed.
  */
-export async function deployments (sysroot: string): Promise<Deployment[]> {
+export async function deployments (opts: { sysroot?: string } | string = {}): Promise<Deployment[]> {
+  // An options object, as every call of the library takes; a bare path as earlier versions did.
+  const sysroot = typeof opts === 'string' ? opts : opts.sysroot ?? '/'
   if (!fs.existsSync(join(sysroot, 'ostree', 'deploy'))) {
     throw new GuardError('BAD_ARGUMENT', `${sysroot} is not an ostree sysroot (no ostree/deploy): give an ostree sysroot`)
   }

@@ -196,7 +196,8 @@ async function runOne (hook: Hook, guard: HookView, o: { mode: Mode, sandbox: Sa
 export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
   if (opts.repo !== undefined || opts.ref !== undefined || opts.keep !== undefined) return runOnCommit(opts)
   if (opts.root === undefined) throw new GuardError('BAD_ARGUMENT', 'runHooks needs root (a hardlinked checkout), or repo and ref (a commit to check out for the run)')
-  return runPlanned(await planRun(opts), opts.root, opts)
+  const plan = await planRun(opts, opts.root)
+  return runPlanned(plan, plan.root!, opts)
 }
 
 /** runHooks on a throwaway (or kept) hardlinked checkout of repo's ref. */
@@ -245,10 +246,13 @@ export interface RunPlan {
   timeoutMs: number | null
   graceMs: number
   discovery: Discovery
+  /** The root, checked (real path), where it was given. */
+  root?: string
 }
 
-/** Checks a run's options and reads the hooks directory: the RunPlan, or the first mistake. */
-export async function planRun (opts: RunHooksOptions): Promise<RunPlan> {
+/** Checks a run's options (and `root`, where given) and reads the hooks directory: the RunPlan,
+ *  or the first mistake, in the order a user meets them. */
+export async function planRun (opts: RunHooksOptions, root?: string): Promise<RunPlan> {
   const mode = checkMode(opts.mode)
   const engine = engineOf(opts.engine)
   const sandbox = sandboxOf(opts.sandbox)
@@ -256,11 +260,12 @@ export async function planRun (opts: RunHooksOptions): Promise<RunPlan> {
   // No /dev/fuse or no access to it, no fusermount3, ...: said before anything else where the
   // FUSE guard will serve for certain, else once the engine is chosen.
   if (fuseCertain(engine, mode)) checkSystem()
+  const rootReal = root === undefined ? undefined : checkSource(root)
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   if (opts.strict) refuseUnrunnable(discovery)
   opts.onDiscovered?.(discovery)
   await checkSandbox(sandbox)
-  return { mode, engine, sandbox, timeoutMs, graceMs: opts.killGraceMs ?? 5000, discovery }
+  return { mode, engine, sandbox, timeoutMs, graceMs: opts.killGraceMs ?? 5000, discovery, ...(rootReal !== undefined ? { root: rootReal } : {}) }
 }
 
 const fuseCertain = (engine: Engine, mode: Mode): boolean => engine === 'fuse' || mode === 'deny'

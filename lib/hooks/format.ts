@@ -1,6 +1,6 @@
-import type { HookReport, RunReport } from '../hooks/report.js'
+import type { HookReport, RunReport } from './report.js'
 import type { PathChange, RefusedOp } from '../server/journal.js'
-import { describeEnd } from '../hooks/report.js'
+import { describeEnd } from './report.js'
 
 const FIRST = 3
 
@@ -46,12 +46,27 @@ export function hookLine (h: HookReport, timeoutMs: number | null): string {
   return `${ok ? '✓' : '✗'} ${h.name} [${status}, ${(h.durationMs / 1000).toFixed(1)} s]: ${parts.join('; ')}`
 }
 
-export function summary (r: RunReport, timeoutMs: number | null): string {
+/**
+ * A run's report as the CLI prints it: notes, skipped entries, one line per hook (hookLine), and
+ * for a run of several hooks one total line (hooks ok, failed, skipped and not run; paths
+ * changed; time). `timeoutMs` is the run's per-hook timeout, named in a timed-out hook's line.
+ */
+export function summary (r: RunReport, timeoutMs: number | null = r.timeoutMs): string {
   const lines: string[] = []
   if (!r.rootHasObjects) lines.push(`note: ${r.root} holds no hardlinked repository objects: the guard had nothing to protect (is it an \`ostree checkout -H\`?)`)
   for (const s of r.skipped) lines.push(`- skipped ${s.name}: ${s.reason}`)
   if (!r.hooks.length) lines.push(`no hooks ran: ${r.hooksDir} holds no hooks`)
   for (const h of r.hooks) lines.push(hookLine(h, timeoutMs))
   if (r.lazyUnmount) lines.push(`note: ${r.mountpoint} was still busy at the end and was detached lazily`)
+  if (r.hooks.length > 1) lines.push(totalLine(r))
   return lines.join('\n') + '\n'
+}
+
+/** `3 hooks: 2 ok, 1 failed, 1 skipped; 5 paths changed; 1.2 s (engine kernel, sandbox bwrap)`. */
+export function totalLine (r: RunReport): string {
+  const ok = r.hooks.filter(h => !h.timedOut && h.signal === null && h.exitCode === 0).length
+  const failed = r.hooks.length - ok
+  const paths = new Set(r.hooks.flatMap(h => h.activity.changes.map(c => c.path))).size
+  const parts = [`${ok} ok`, ...(failed ? [`${failed} failed`] : []), ...(r.skipped.length ? [`${r.skipped.length} skipped`] : [])]
+  return `${plural(r.hooks.length, 'hook')}: ${parts.join(', ')}; ${plural(paths, 'path')} changed; ${(r.durationMs / 1000).toFixed(1)} s (engine ${r.engine}, sandbox ${r.sandbox})`
 }
