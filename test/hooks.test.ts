@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { discoverHooks, HookFailedError, RunAbortedError, runHooks, type RunReport } from '../dist/index.js'
+import { discoverHooks, HookFailedError, mountGuard, RunAbortedError, runHooks, type RunReport } from '../dist/index.js'
 import { checkout, makeRepo, snapshotObjects, type Repo } from './helpers/fixture.js'
 import { useHookRoots } from './helpers/hooks.js'
 import { fuseMounts } from './helpers/mounts.js'
@@ -239,6 +239,27 @@ describe('runHooks', () => {
     await expect(runHooks({ sandbox: 'none', root: root(), hooksDir: '/nonexistent' })).rejects.toMatchObject({ code: 'HOOKS_DIR_NOT_FOUND' })
     await expect(runHooks({ sandbox: 'none', root: root(), hooksDir: hooks({}), timeoutMs: -1 })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
     await expect(runHooks({ root: root(), hooksDir: hooks({}), sandbox: 'docker' as never })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
+  })
+})
+
+describe('runHooks on a guard the caller holds', () => {
+  it('runs through it in its mode, leaves it mounted for the next run, and refuses what contradicts it', async () => {
+    const co = root()
+    const g = await mountGuard(co, { mode: 'copyup' })
+    try {
+      const a = await runHooks({ guard: g, hooksDir: hooks({ '10-a': 'echo a >> "$ROOTHOOK_ROOT/etc/conf"' }), sandbox: 'none' })
+      expect([a.mode, a.engine, a.mountpoint]).toEqual(['copyup', 'fuse', g.mountpoint])
+      expect(a.hooks[0]!.activity.copiedUp).toEqual(['/etc/conf'])
+      expect(g.alive).toBe(true)
+      expect(isMounted(g.mountpoint)).toBe(true)
+      const b = await runHooks({ guard: g, hooksDir: hooks({ '20-b': 'cat "$ROOTHOOK_ROOT/etc/conf"' }), sandbox: 'none' })
+      expect(b.hooks[0]!.stdoutTail).toBe('original config\na\n')
+      await expect(runHooks({ guard: g, mode: 'deny', hooksDir: hooks({}) })).rejects.toThrow("mode deny is not the guard's (copyup): leave mode out, or mount the guard in mode deny")
+      await expect(runHooks({ guard: g, root: co, hooksDir: hooks({}) })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' })
+    } finally {
+      await g.unmount()
+    }
+    await expect(runHooks({ guard: g, hooksDir: hooks({}) })).rejects.toThrow(/is no longer served: mount it again/)
   })
 })
 

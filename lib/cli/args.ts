@@ -46,3 +46,34 @@ export function modeOf (command: string, values: Parsed['values']): Mode {
   }
   return checkMode(said[0]?.[1])
 }
+
+/** The value of an option a command cannot do without; BAD_ARGUMENT naming it and `what` it is. */
+export function required (command: string, values: Parsed['values'], name: string, what: string): string {
+  const v = values[name]
+  if (typeof v !== 'string' || v === '') throw new GuardError('BAD_ARGUMENT', `${command} needs --${name} ${what}`)
+  return v
+}
+
+/** The options commit-hooks and layer-hooks share: what to run on, and how. */
+export const COMMIT_OPTIONS = {
+  repo: { type: 'string' },
+  base: { type: 'string' },
+  'hooks-dir': { type: 'string' },
+  ref: { type: 'string' },
+  sandbox: { type: 'string' },
+  engine: { type: 'string' },
+  timeout: { type: 'string' },
+  force: { type: 'boolean' },
+  json: { type: 'boolean' },
+  strict: { type: 'boolean' }
+} as const
+
+/** commit-hooks' and layer-hooks' required options, in the order their usage gives them. */
+export function commitTarget (command: string, values: Parsed['values']): { repo: string, base: string, hooksDir: string, ref: string } {
+  return {
+    repo: required(command, values, 'repo', 'REPO: the ostree repository'),
+    base: required(command, values, 'base', 'REV: the commit or ref the hooks run on'),
+    hooksDir: required(command, values, 'hooks-dir', 'DIR: the hooks to run'),
+    ref: required(command, values, 'ref', 'REF: the ref to commit the result to')
+  }
+}

@@ -1,9 +1,8 @@
 import { writeFileSync } from 'node:fs'
 import { commitHooks } from '../commit/commit-hooks.js'
-import { GuardError } from '../errors.js'
 import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
 import { DEFAULT_TIMEOUT_MS } from '../hooks/run.js'
-import { MODE_OPTION, modeOf, parse } from './args.js'
+import { COMMIT_OPTIONS, commitTarget, MODE_OPTION, modeOf, parse } from './args.js'
 import { hookRunOptions, withSignals } from './run-hooks.js'
 import { summary } from '../hooks/format.js'
 
@@ -35,34 +34,12 @@ commits nothing and leaves REF as it was. Works as a user on a bare-user reposit
   -h, --help        show this help
 `
 
-export const COMMIT_HOOKS_OPTIONS = {
-  repo: { type: 'string' },
-  base: { type: 'string' },
-  'hooks-dir': { type: 'string' },
-  ref: { type: 'string' },
-  ...MODE_OPTION,
-  sandbox: { type: 'string' },
-  engine: { type: 'string' },
-  timeout: { type: 'string' },
-  force: { type: 'boolean' },
-  report: { type: 'string' },
-  json: { type: 'boolean' },
-  strict: { type: 'boolean' }
-} as const
-
-function required (values: Record<string, unknown>, name: string, what: string): string {
-  const v = values[name]
-  if (typeof v !== 'string' || v === '') throw new GuardError('BAD_ARGUMENT', `commit-hooks needs --${name} ${what}`)
-  return v
-}
+export const COMMIT_HOOKS_OPTIONS = { ...COMMIT_OPTIONS, ...MODE_OPTION, report: { type: 'string' } } as const
 
 export async function commitHooksCommand (argv: string[]): Promise<number> {
   const { values } = parse('commit-hooks', argv, COMMIT_HOOKS_OPTIONS, [])
   if (values.help) { process.stdout.write(COMMIT_HOOKS_HELP); return 0 }
-  const repo = required(values, 'repo', 'REPO: the ostree repository')
-  const base = required(values, 'base', 'REV: the commit or ref the hooks run on')
-  const hooksDir = required(values, 'hooks-dir', 'DIR: the hooks to run')
-  const ref = required(values, 'ref', 'REF: the ref to commit the result to')
+  const { repo, base, hooksDir, ref } = commitTarget('commit-hooks', values)
   const mode = values.mode === undefined ? 'copyup' : modeOf('commit-hooks', values)
   const { sandbox, engine, timeoutMs, reportFile, json, info, show } = hookRunOptions(values)
 

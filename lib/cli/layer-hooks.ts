@@ -2,7 +2,7 @@ import { cpus } from 'node:os'
 import { layerHooks } from '../commit/layers.js'
 import { GuardError } from '../errors.js'
 import { HookFailedError, RunAbortedError } from '../hooks/errors.js'
-import { parse } from './args.js'
+import { COMMIT_OPTIONS, commitTarget, parse } from './args.js'
 import { hookRunOptions, withSignals } from './run-hooks.js'
 import { hookLine, summary } from '../hooks/format.js'
 
@@ -33,33 +33,12 @@ change the same path, sets no ref; the layers of the hooks that succeeded stay r
   -h, --help        show this help
 `
 
-export const LAYER_HOOKS_OPTIONS = {
-  repo: { type: 'string' },
-  base: { type: 'string' },
-  'hooks-dir': { type: 'string' },
-  ref: { type: 'string' },
-  jobs: { type: 'string' },
-  sandbox: { type: 'string' },
-  engine: { type: 'string' },
-  timeout: { type: 'string' },
-  force: { type: 'boolean' },
-  json: { type: 'boolean' },
-  strict: { type: 'boolean' }
-} as const
-
-function required (values: Record<string, unknown>, name: string, what: string): string {
-  const v = values[name]
-  if (typeof v !== 'string' || v === '') throw new GuardError('BAD_ARGUMENT', `layer-hooks needs --${name} ${what}`)
-  return v
-}
+export const LAYER_HOOKS_OPTIONS = { ...COMMIT_OPTIONS, jobs: { type: 'string' } } as const
 
 export async function layerHooksCommand (argv: string[]): Promise<number> {
   const { values } = parse('layer-hooks', argv, LAYER_HOOKS_OPTIONS, [])
   if (values.help) { process.stdout.write(LAYER_HOOKS_HELP); return 0 }
-  const repo = required(values, 'repo', 'REPO: the ostree repository')
-  const base = required(values, 'base', 'REV: the commit or ref the hooks run on')
-  const hooksDir = required(values, 'hooks-dir', 'DIR: the hooks to run')
-  const ref = required(values, 'ref', 'REF: the ref to set to the merged result')
+  const { repo, base, hooksDir, ref } = commitTarget('layer-hooks', values)
   let jobs: number | undefined
   if (values.jobs !== undefined) {
     jobs = Number(values.jobs)

@@ -14,7 +14,7 @@ export const ENVIRONMENT: ReadonlyArray<[string, string]> = [
   ['ROFILES_GUARD_PASSTHROUGH', '0: the native core never asks the kernel for FUSE passthrough (as root it does by default).'],
   ['ROFILES_GUARD_SERVER', 'set by rofiles-guard for its own server process (the mount\'s configuration, as JSON); never set it yourself.'],
   ['ROOTHOOK_ROOT, ROOTHOOK_NAME, ROOTHOOK_MODE', 'set for each hook: the new root as the hook sees it, the hook\'s name, the mode.'],
-  ['ROFILES_GUARD_TEST_PKG, ROFILES_GUARD_RACE_SECONDS, ROFILES_GUARD_SOAK, ROFILES_GUARD_SOAK_RUNS, ROFILES_GUARD_BENCH_DIR', 'read by the test suite and the bench only (see README.md, Tests and Speed).']
+  ['ROFILES_GUARD_TEST_PKG, ROFILES_GUARD_RACE_SECONDS, ROFILES_GUARD_SOAK, ROFILES_GUARD_SOAK_RUNS, ROFILES_GUARD_BENCH_DIR', 'read by the test suite and the bench only (see docs/testing.md and README.md, Speed).']
 ]
 
 /** Examples the man page shows; test/cli.test.ts checks that each names a command and options the CLI has. */

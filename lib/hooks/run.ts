@@ -5,7 +5,8 @@ import { StringDecoder } from 'node:string_decoder'
 import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
-import { chooseEngine, engineOf, openView, type Engine, type HookView } from '../mount/engine.js'
+import { borrowView, chooseEngine, engineOf, openView, type Engine, type HookView } from '../mount/engine.js'
+import type { GuardMount } from '../mount/guard.js'
 import { checkMode, checkSource, checkSystem } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, refuseUnrunnable, type Discovery, type Hook } from './discover.js'
@@ -68,6 +69,9 @@ export interface RunHooksOptions {
   signal?: AbortSignal
   /** Mount here instead of a temporary directory. */
   mountpoint?: string
+  /** Instead of root: a guard the caller already holds (mountGuard, withGuard). The hooks run
+   *  through it, in its mode; it stays mounted after the run, the caller's to unmount. */
+  guard?: GuardMount
   /** What serves the copy-on-write view: auto (default: the kernel's overlayfs or read-only
    *  bind where it works here and serves the mode, copyup or readonly; else the FUSE guard),
    *  fuse, or kernel. See docs/spec.md, "Engines". */
@@ -194,10 +198,22 @@ async function runOne (hook: Hook, guard: HookView, o: { mode: Mode, sandbox: Sa
  * the partial report). The mount is torn down in every case before this returns or throws.
  */
 export async function runHooks (opts: RunHooksOptions): Promise<RunReport> {
+  if (opts.guard !== undefined) return runOnGuard(opts, opts.guard)
   if (opts.repo !== undefined || opts.ref !== undefined || opts.keep !== undefined) return runOnCommit(opts)
   if (opts.root === undefined) throw new GuardError('BAD_ARGUMENT', 'runHooks needs root (a hardlinked checkout), or repo and ref (a commit to check out for the run)')
   const plan = await planRun(opts, opts.root)
   return runPlanned(plan, plan.root!, opts)
+}
+
+/** runHooks through a guard the caller holds: its root, its mode, the FUSE engine; left mounted. */
+async function runOnGuard (opts: RunHooksOptions, g: GuardMount): Promise<RunReport> {
+  if (opts.root !== undefined || opts.repo !== undefined || opts.ref !== undefined || opts.keep !== undefined || opts.mountpoint !== undefined) {
+    throw new GuardError('BAD_ARGUMENT', 'guard gives the root and the mount: give no root, repo, ref, keep or mountpoint with it')
+  }
+  if (opts.mode !== undefined && checkMode(opts.mode) !== g.mode) throw new GuardError('BAD_ARGUMENT', `mode ${opts.mode} is not the guard's (${g.mode}): leave mode out, or mount the guard in mode ${opts.mode}`)
+  if (opts.engine === 'kernel') throw new GuardError('BAD_ARGUMENT', 'engine kernel cannot run on a guard: leave engine out (a guard is the FUSE engine)')
+  const plan = await planRun({ ...opts, mode: g.mode, engine: 'fuse' }, g.root)
+  return runPlanned(plan, plan.root!, { ...opts, guard: g })
 }
 
 /** runHooks on a throwaway (or kept) hardlinked checkout of repo's ref. */
@@ -271,10 +287,10 @@ export async function planRun (opts: RunHooksOptions, root?: string): Promise<Ru
 const fuseCertain = (engine: Engine, mode: Mode): boolean => engine === 'fuse' || mode === 'deny'
 
 /** Runs a planned run's hooks against `rootArg`: runHooks after planRun. */
-export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<RunHooksOptions, 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal' | 'mountpoint'>): Promise<RunReport> {
+export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<RunHooksOptions, 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal' | 'mountpoint' | 'guard'>): Promise<RunReport> {
   const { mode, sandbox, timeoutMs, graceMs, discovery } = plan
   const root = checkSource(rootArg)
-  const engine = await chooseEngine(plan.engine, mode, root)
+  const engine = opts.guard !== undefined ? 'fuse' : await chooseEngine(plan.engine, mode, root)
   if (engine === 'fuse' && !fuseCertain(plan.engine, mode)) checkSystem()
   if (sandbox === 'bwrap') checkSandboxRoot(root)
   const rootHasObjects = hasObjects(root)
@@ -284,7 +300,7 @@ export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<Run
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()
-  const guard = await openView(engine, root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
+  const guard = opts.guard !== undefined ? borrowView(opts.guard) : await openView(engine, root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
   const report: RunReport = {
     root: guard.root,
     mountpoint: guard.mountpoint,

@@ -8,7 +8,7 @@ import { GuardError } from '../errors.js'
 import type { Mode } from '../policy.js'
 import { isRoot } from '../proc.js'
 import type { HookActivity } from '../server/journal.js'
-import { mountGuardInternal, type Guard } from './guard.js'
+import { Guard, mountGuardInternal, type GuardMount } from './guard.js'
 import { kernelUnavailable, openKernelView } from './overlay.js'
 
 /** Which engine serves the view: `auto` (default) picks the kernel where it serves the mode with
@@ -81,9 +81,19 @@ export async function openView (engine: 'fuse' | 'kernel', root: string, opts: {
   return new FuseView(await mountGuardInternal(root, opts))
 }
 
+/**
+ * A view on a guard the caller already holds (mountGuard): its hooks run through it, and it
+ * stays mounted after the run, the caller's to unmount.
+ */
+export function borrowView (g: GuardMount): HookView {
+  if (!(g instanceof Guard)) throw new GuardError('BAD_ARGUMENT', 'guard: give a GuardMount that mountGuard or withGuard made')
+  if (!g.alive) throw new GuardError('BAD_ARGUMENT', `guard: the mount at ${g.mountpoint} is no longer served: mount it again`)
+  return new FuseView(g, false)
+}
+
 class FuseView implements HookView {
   readonly engine = 'fuse'
-  constructor (private readonly guard: Guard) {}
+  constructor (private readonly guard: Guard, private readonly owned = true) {}
   get root (): string { return this.guard.root }
   get mountpoint (): string { return this.guard.mountpoint }
   get pid (): number { return this.guard.pid }
@@ -93,5 +103,8 @@ class FuseView implements HookView {
   async end (): Promise<HookActivity | null> { return await this.guard.setHook(null) }
 
   async operations (): Promise<number> { return (await this.guard.journal()).total }
-  async close (): Promise<{ lazy: boolean }> { return { lazy: (await this.guard.unmount()).lazy } }
+  async close (): Promise<{ lazy: boolean }> {
+    if (!this.owned) return { lazy: false }
+    return { lazy: (await this.guard.unmount()).lazy }
+  }
 }
