@@ -2,15 +2,16 @@
 // tree (hooks.json), no work when neither base nor hooks changed, status, and gc of what no
 // deployment uses. S/boot lies on a tmpfs of the test's own: `ostree admin deploy` freezes the
 // filesystem that holds /boot, and the machine's own must never be frozen.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { commitHooks, deployments, gcHookRefs, HookFailedError, HOOKS_JSON, type HooksJson } from '../dist/index.js'
 import { copyHostPrograms } from '../dist/hooks/userland.js'
 import { cli, expectOneLineError } from './helpers/cli.js'
-import { emptyDir, rmrf, sh } from './helpers/fixture.js'
+import { sh } from './helpers/fixture.js'
 import { hooksDir } from './helpers/hooks.js'
+import { useSysroot } from './helpers/sysroot.js'
 import { expectValidReport } from './helpers/schema.js'
 
 let work: string
@@ -54,25 +55,12 @@ function hooks (version: string): string {
   return d
 }
 
+const theSysroot = useSysroot('rg-sysroot-')
+
 beforeAll(() => {
-  work = emptyDir('rg-sysroot-')
-  sysroot = join(work, 'S')
-  fs.mkdirSync(join(sysroot, 'boot'), { recursive: true })
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'rg-boot', join(sysroot, 'boot')])
-  sh('ostree', ['admin', 'init-fs', sysroot])
-  sh('ostree', ['admin', `--sysroot=${sysroot}`, 'os-init', 'testos'])
-  repo = join(sysroot, 'ostree/repo')
+  ({ work, sysroot, repo } = theSysroot())
   log = join(work, 'hook-runs.log')
 }, 60_000)
-
-afterAll(async () => {
-  try {
-    // Deployment roots are immutable (chattr +i, as ostree makes them): undeploy them first.
-    while ((await deployments({ sysroot })).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
-  } finally {
-    try { execFileSync('umount', [join(sysroot, 'boot')]) } finally { rmrf(work) }
-  }
-})
 
 afterEach(() => fsck())
 

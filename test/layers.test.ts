@@ -1,14 +1,15 @@
 // layer-hooks (issue 27): each hook's net effect on the base alone as a layer commit, run in
 // parallel, reused while its inputs are unchanged, merged in hook-name order; status and gc by
 // deployment. On a real sysroot (S/boot on a tmpfs of the test's own, as in commit-hooks.test).
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { commitHooks, deployments, gcHookRefs, HookFailedError, HOOKS_JSON, layerHooks, LAYER_REFS, type HooksJson } from '../dist/index.js'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { commitHooks, gcHookRefs, HookFailedError, HOOKS_JSON, layerHooks, LAYER_REFS, type HooksJson } from '../dist/index.js'
 import { cli, expectOneLineError } from './helpers/cli.js'
-import { emptyDir, rmrf, sh, snapshotObjects, type ObjectState } from './helpers/fixture.js'
+import { rmrf, sh, snapshotObjects, type ObjectState } from './helpers/fixture.js'
 import { hooksDir } from './helpers/hooks.js'
+import { useSysroot } from './helpers/sysroot.js'
 
 let work: string
 let sysroot: string
@@ -50,14 +51,10 @@ function hooks (version = 'v1', keep = false): string {
   return d
 }
 
+const theSysroot = useSysroot('rg-layers-')
+
 beforeAll(() => {
-  work = emptyDir('rg-layers-')
-  sysroot = join(work, 'S')
-  fs.mkdirSync(join(sysroot, 'boot'), { recursive: true })
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'rg-boot', join(sysroot, 'boot')])
-  sh('ostree', ['admin', 'init-fs', sysroot])
-  sh('ostree', ['admin', `--sysroot=${sysroot}`, 'os-init', 'testos'])
-  repo = join(sysroot, 'ostree/repo')
+  ({ work, sysroot, repo } = theSysroot())
   log = join(work, 'runs.log')
   commitBase('base/a', 'a')
   commitBase('base/b', 'b')
@@ -72,13 +69,6 @@ afterEach(() => {
   for (const d of made.splice(0)) rmrf(d)
 })
 
-afterAll(async () => {
-  try {
-    while ((await deployments({ sysroot })).length) sh('ostree', ['admin', `--sysroot=${sysroot}`, 'undeploy', '0'])
-  } finally {
-    try { execFileSync('umount', [join(sysroot, 'boot')]) } finally { rmrf(work) }
-  }
-})
 
 describe('layer-hooks', () => {
   let v1: string
