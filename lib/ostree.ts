@@ -91,10 +91,10 @@ const REF = /^(?:[A-Za-z0-9_][-._A-Za-z0-9_]*\/)*[A-Za-z0-9_][-._A-Za-z0-9_]*$/
  * beside `os/hooked`). Checked before anything runs; BAD_REF with the fix otherwise.
  */
 export async function checkNewRef (repo: string, ref: string): Promise<void> {
-  if (!REF.test(ref)) throw new GuardError('BAD_REF', `--ref ${ref} is not a ref name ostree takes: use letters, digits, and - . _ in components joined by /`)
+  if (!REF.test(ref)) throw new GuardError('BAD_REF', `ref ${ref} is not a ref name ostree takes: use letters, digits, and - . _ in components joined by /`)
   for (const other of await listRefs(repo)) {
-    if (ref.startsWith(`${other}/`)) throw new GuardError('BAD_REF', `--ref ${ref} cannot be made in ${repo}: the ref ${other} exists, and a ref cannot also be a directory of refs; choose another name (say ${other}-hooked)`)
-    if (other.startsWith(`${ref}/`)) throw new GuardError('BAD_REF', `--ref ${ref} cannot be made in ${repo}: refs below it exist (${other}); choose another name`)
+    if (ref.startsWith(`${other}/`)) throw new GuardError('BAD_REF', `ref ${ref} cannot be made in ${repo}: the ref ${other} exists, and a ref cannot also be a directory of refs; choose another name (say ${other}-hooked)`)
+    if (other.startsWith(`${ref}/`)) throw new GuardError('BAD_REF', `ref ${ref} cannot be made in ${repo}: refs below it exist (${other}); choose another name`)
   }
 }
 

@@ -201,9 +201,9 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     const before = hookRuns().length
     const refsBefore = refs()
     const line = expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base/a/hooked']))
-    expect(line).toMatch(/--ref base\/a\/hooked cannot be made in .*: the ref base\/a exists, and a ref cannot also be a directory of refs; choose another name/)
-    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base']))).toMatch(/--ref base cannot be made in .*: refs below it exist \(base\/[^)]+\)/)
-    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'bad ref']))).toMatch(/--ref bad ref is not a ref name ostree takes/)
+    expect(line).toMatch(/ref base\/a\/hooked cannot be made in .*: the ref base\/a exists, and a ref cannot also be a directory of refs; choose another name/)
+    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'base']))).toMatch(/ref base cannot be made in .*: refs below it exist \(base\/[^)]+\)/)
+    expect(expectOneLineError(cli(['commit-hooks', '--sandbox', 'none', '--repo', repo, '--base', 'base/a', '--hooks-dir', hooksV1, '--ref', 'bad ref']))).toMatch(/ref bad ref is not a ref name ostree takes/)
     expect(hookRuns()).toHaveLength(before)
     expect(refs()).toEqual(refsBefore)
   })

@@ -196,7 +196,7 @@ describe('kernel engine: choosing', () => {
     made.push(d)
     expect((await runHooks({ root: co, hooksDir: d, mode: 'deny', sandbox: 'none' })).engine).toBe('fuse')
     const err = await runHooks({ root: co, hooksDir: d, mode: 'deny', sandbox: 'none', engine: 'kernel' }).catch((e: unknown) => e)
-    expect((err as Error).message).toMatch(/^engine kernel cannot serve mode deny .*: use --engine fuse or auto/)
+    expect((err as Error).message).toMatch(/^engine kernel cannot serve mode deny .*: use engine fuse or auto \(--engine\)/)
     const bad = await runHooks({ root: co, hooksDir: d, engine: 'ebpf' as never }).catch((e: unknown) => e)
     expect((bad as Error).message).toBe("unknown engine 'ebpf': use auto (the default), fuse or kernel")
   })

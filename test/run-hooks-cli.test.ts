@@ -123,7 +123,7 @@ describe('rofiles-guard run-hooks', () => {
     expect(lines.indexOf(fix)).toBeLessThan(lines.indexOf('[10-ok] started'))
     fs.rmSync(join(co, 'var/ran'))
     const strict = expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--root', co, '--hooks-dir', d, '--strict']))
-    expect(strict).toBe(`rofiles-guard: hook 20-noexec in ${fs.realpathSync(d)} would not run: not executable (chmod +x ${join(fs.realpathSync(d), '20-noexec')} makes it a hook); nothing ran (without --strict it is skipped)`)
+    expect(strict).toBe(`rofiles-guard: hook 20-noexec in ${fs.realpathSync(d)} would not run: not executable (chmod +x ${join(fs.realpathSync(d), '20-noexec')} makes it a hook); nothing ran (without strict, --strict, it is skipped)`)
     expect(fs.existsSync(join(co, 'var/ran'))).toBe(false)
   })
 
@@ -164,7 +164,7 @@ describe('rofiles-guard run-hooks', () => {
   const bad: Array<[string, (co: string, d: string) => string[], RegExp]> = [
     ['missing --root', (_co, d) => ['run-hooks', '--hooks-dir', d], /needs --root DIR/],
     ['missing hooks dir', co => ['run-hooks', '--root', co, '--hooks-dir', '/nonexistent/hooks'], /hooks directory \/nonexistent\/hooks does not exist/],
-    ['root missing', (co, d) => ['run-hooks', '--root', join(co, 'nope'), '--hooks-dir', d], /source .* does not exist/],
+    ['root missing', (co, d) => ['run-hooks', '--root', join(co, 'nope'), '--hooks-dir', d], /^rofiles-guard: root .* does not exist/],
     ['unknown mode', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--mode', 'yolo'], /unknown mode 'yolo'/],
     ['unknown sandbox', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'docker'], /unknown sandbox 'docker': use bwrap \(the default\) or none$/],
     ['the old chroot sandbox', (co, d) => ['run-hooks', '--root', co, '--hooks-dir', d, '--sandbox', 'chroot'], /sandbox chroot is now bwrap, the default: hooks run with the new root as \/$/],
@@ -214,7 +214,7 @@ describe('rofiles-guard run-hooks', () => {
       const d = hooks({ '10-x': 'touch "$ROOTHOOK_ROOT/var/ran"' })
       const env = { PATH: `${bin}:${process.env.PATH ?? ''}` }
       const line = expectOneLineError(cli(['run-hooks', '--sandbox', 'none', '--mode', 'copyup', '--engine', 'kernel', '--root', co, '--hooks-dir', d], [], env))
-      expect(line).toBe('rofiles-guard: engine kernel unavailable: an overlay cannot be mounted in a namespace of its own here (unshare: unshare failed: Operation not permitted): use --engine fuse')
+      expect(line).toBe('rofiles-guard: engine kernel unavailable: an overlay cannot be mounted in a namespace of its own here (unshare: unshare failed: Operation not permitted): use engine fuse (--engine fuse)')
       expect(fs.readdirSync(join(co, 'var')).sort()).toEqual(listing)
       const auto = cli(['run-hooks', '--sandbox', 'none', '--mode', 'copyup', '--root', co, '--hooks-dir', d, '--json'], [], env)
       expect(auto.status, auto.stderr).toBe(0)

@@ -29,7 +29,7 @@ export function refuseUnrunnable (d: Discovery): void {
   const bad = suspicious(d.skipped)
   if (!bad.length) return
   const more = bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''
-  throw new GuardError('HOOK_NOT_RUNNABLE', `hook ${bad[0]!.name} in ${d.dir} would not run: ${bad[0]!.reason}${more}; nothing ran (without --strict it is skipped)`)
+  throw new GuardError('HOOK_NOT_RUNNABLE', `hook ${bad[0]!.name} in ${d.dir} would not run: ${bad[0]!.reason}${more}; nothing ran (without strict, --strict, it is skipped)`)
 }
 
 /** A hooks directory read: its real path, its hooks in run order, what it skipped. */

@@ -276,7 +276,7 @@ export async function planRun (opts: RunHooksOptions, root?: string): Promise<Ru
   // No /dev/fuse or no access to it, no fusermount3, ...: said before anything else where the
   // FUSE guard will serve for certain, else once the engine is chosen.
   if (fuseCertain(engine, mode)) checkSystem()
-  const rootReal = root === undefined ? undefined : checkSource(root)
+  const rootReal = root === undefined ? undefined : checkSource(root, 'root')
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   if (opts.strict) refuseUnrunnable(discovery)
   opts.onDiscovered?.(discovery)
@@ -289,7 +289,7 @@ const fuseCertain = (engine: Engine, mode: Mode): boolean => engine === 'fuse' |
 /** Runs a planned run's hooks against `rootArg`: runHooks after planRun. */
 export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<RunHooksOptions, 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal' | 'mountpoint' | 'guard'>): Promise<RunReport> {
   const { mode, sandbox, timeoutMs, graceMs, discovery } = plan
-  const root = checkSource(rootArg)
+  const root = checkSource(rootArg, 'root')
   const engine = opts.guard !== undefined ? 'fuse' : await chooseEngine(plan.engine, mode, root)
   if (engine === 'fuse' && !fuseCertain(plan.engine, mode)) checkSystem()
   if (sandbox === 'bwrap') checkSandboxRoot(root)

@@ -63,7 +63,7 @@ export function engineOf (v: unknown): Engine {
 export async function chooseEngine (engine: Engine, mode: Mode, root: string): Promise<'fuse' | 'kernel'> {
   if (engine === 'fuse') return 'fuse'
   if (mode === 'deny') {
-    if (engine === 'kernel') throw new GuardError('BAD_ARGUMENT', 'engine kernel cannot serve mode deny (only the FUSE guard refuses a write-open of an object and passes the rest): use --engine fuse or auto, or mode copyup or readonly')
+    if (engine === 'kernel') throw new GuardError('BAD_ARGUMENT', 'engine kernel cannot serve mode deny (only the FUSE guard refuses a write-open of an object and passes the rest): use engine fuse or auto (--engine), or mode copyup or readonly')
     return 'fuse'
   }
   // As an ordinary user a copy-up in a user namespace cannot keep a foreign owner or a
@@ -71,7 +71,7 @@ export async function chooseEngine (engine: Engine, mode: Mode, root: string): P
   if (engine === 'auto' && !isRoot()) return 'fuse'
   const why = await kernelUnavailable(root)
   if (why === null) return 'kernel'
-  if (engine === 'kernel') throw new GuardError('ENGINE_UNAVAILABLE', `engine kernel unavailable: ${why}: use --engine fuse`)
+  if (engine === 'kernel') throw new GuardError('ENGINE_UNAVAILABLE', `engine kernel unavailable: ${why}: use engine fuse (--engine fuse)`)
   return 'fuse'
 }
 

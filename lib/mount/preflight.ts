@@ -99,11 +99,12 @@ export function checkBuilt (): void {
 }
 
 /**
- * The root to protect: an existing directory, and not the running system's own root; returns
+ * The root to protect (`what` names it in errors: `source` for mount, `root` for the hook
+ * runners): an existing directory, and not the running system's own root; returns
  * its real path. The live root is recognised by device and inode, so a bind mount of `/` or the
  * booted deployment's directory on an ostree host (which is `/`) is refused too.
  */
-export function checkSource (source: string): string {
+export function checkSource (source: string, what = 'source'): string {
   if (typeof source !== 'string' || source === '') {
     throw new GuardError('BAD_ARGUMENT', 'the root is an empty path: give the directory of the new deployment\'s checkout')
   }
@@ -114,9 +115,9 @@ export function checkSource (source: string): string {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOTCONN') throw new GuardError('MOUNTPOINT_STALE', `${abs} is a broken mount (transport endpoint not connected): run \`rofiles-guard cleanup\``)
-    throw new GuardError('SOURCE_NOT_FOUND', `source ${abs} does not exist: give the directory of the checkout to protect`)
+    throw new GuardError('SOURCE_NOT_FOUND', `${what} ${abs} does not exist: give the directory of the checkout to protect`)
   }
-  if (!st.isDirectory()) throw new GuardError('SOURCE_NOT_DIRECTORY', `source ${abs} is not a directory: give the directory of the checkout to protect`)
+  if (!st.isDirectory()) throw new GuardError('SOURCE_NOT_DIRECTORY', `${what} ${abs} is not a directory: give the directory of the checkout to protect`)
   const live = statSync('/')
   if (st.dev === live.dev && st.ino === live.ino) {
     throw new GuardError('LIVE_ROOT', `${abs} is the running system's root, not a new deployment: hooks must run against the checkout of the deployment being prepared`)

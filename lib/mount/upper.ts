@@ -109,7 +109,7 @@ function settleXattrs (p: string, rel: string): void {
   if (recorded === null) return
   for (const [k, v] of recorded) {
     const r = s.lsetxattr(p, k, v, 0)
-    if (r < 0) throw new GuardError('APPLY_FAILED', `${rel}: its copy cannot carry the xattr ${k} it had (errno ${-r}): use --engine fuse`)
+    if (r < 0) throw new GuardError('APPLY_FAILED', `${rel}: its copy cannot carry the xattr ${k} it had (errno ${-r}): use engine fuse (--engine fuse)`)
   }
   s.lremovexattr(p, 'user.ostreemeta')
 }
@@ -146,10 +146,10 @@ function checkLosses (upper: string, root: string, rel = ''): void {
     const ts = lstat(root + r)
     if (ts === null || isWhiteout(us) || isSpecial(us) || fmt(us) !== fmt(ts)) continue
     if (isDir(us)) { checkLosses(upper, root, r); continue }
-    if (us[ST.uid] !== ts[ST.uid]) throw new GuardError('APPLY_FAILED', `${r}: its copy cannot keep its owner (uid ${ts[ST.uid]}) as an ordinary user: use --engine fuse, which refuses that change with EPERM, or run as root`)
+    if (us[ST.uid] !== ts[ST.uid]) throw new GuardError('APPLY_FAILED', `${r}: its copy cannot keep its owner (uid ${ts[ST.uid]}) as an ordinary user: use engine fuse (--engine fuse), which refuses that change with EPERM, or run as root`)
     const kept = xattrs(upper + r)
     for (const n of xattrs(root + r).keys()) {
-      if (!n.startsWith('user.') && !kept.has(n)) throw new GuardError('APPLY_FAILED', `${r}: its copy cannot keep the xattr ${n} as an ordinary user: use --engine fuse, which refuses that change with EPERM, or run as root`)
+      if (!n.startsWith('user.') && !kept.has(n)) throw new GuardError('APPLY_FAILED', `${r}: its copy cannot keep the xattr ${n} as an ordinary user: use engine fuse (--engine fuse), which refuses that change with EPERM, or run as root`)
     }
   }
 }
