@@ -4,7 +4,7 @@ import { execa } from 'execa'
 import { GuardError } from '../errors.js'
 import { REBUILD } from '../native/fuse.js'
 import { isRoot } from '../proc.js'
-import type { Launch } from '../mount/engine.js'
+import type { Launch } from '../mount/view.js'
 
 /**
  * How a hook runs: `bwrap` (the default), in bubblewrap with the new root as `/`; `none`, a plain
@@ -51,7 +51,7 @@ const UNSHARE = ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-c
 /** Where a hook from outside the new root is bound inside the bwrap sandbox (on its private /tmp). */
 const HOOK_DIR_INSIDE = '/tmp/.roothooks'
 
-export type { Launch } from '../mount/engine.js'
+export type { Launch } from '../mount/view.js'
 
 /**
  * The command that runs `hookPath` against the mount at `mountpoint`, always through hook-exec

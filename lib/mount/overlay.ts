@@ -17,7 +17,7 @@ import type { Mode } from '../policy.js'
 import { isRoot } from '../proc.js'
 import { sysops } from '../native/sysops.js'
 import type { HookActivity } from '../server/journal.js'
-import type { HookView, Launch } from './engine.js'
+import type { HookView, Launch } from './view.js'
 import { checkMountpoint, checkOverlap } from './preflight.js'
 import { applyUpper } from './upper.js'
 
