@@ -128,6 +128,21 @@ describe('layer-hooks', () => {
     expect(catFile('layered/alone', '/usr/etc/app.conf')).toBe('motd = a\n')
   }, 60_000)
 
+  it('the layers are the same made through the kernel engine (one shared base) or the FUSE guard (a checkout per hook)', async () => {
+    const tree = (commit: string): string => sh('ostree', ['ls', `--repo=${repo}`, '-R', '-C', '-X', commit, '/'])
+    // Hooks of their own (v1's layers, forced here, would change under the tests that follow).
+    const d = hooksDir(Object.fromEntries(fs.readdirSync(v1).map(n => [n, `${fs.readFileSync(join(v1, n), 'utf8')}\n# engines test\n`])))
+    made.push(d)
+    const viaKernel = await layerHooks({ repo, base: 'base/a', hooksDir: d, ref: 'layered/kernel', sandbox: 'none', engine: 'kernel', force: true })
+    const viaFuse = await layerHooks({ repo, base: 'base/a', hooksDir: d, ref: 'layered/fuse', sandbox: 'none', engine: 'fuse', force: true })
+    expect([viaKernel.layers.map(l => l.engine), viaFuse.layers.map(l => l.engine)]).toEqual([['kernel', 'kernel', 'kernel'], ['fuse', 'fuse', 'fuse']])
+    for (const [i, l] of viaKernel.layers.entries()) {
+      expect(tree(l.commit), l.name).toBe(tree(viaFuse.layers[i]!.commit))
+      expect(l.changes).toEqual(viaFuse.layers[i]!.changes)
+    }
+    expect(lsTree('layered/kernel')).toEqual(lsTree('layered/fuse'))
+  }, 120_000)
+
   it('two layers that change the same path: the run fails naming both hooks and the path, and sets no ref', async () => {
     const d = hooksDir({ '10-a': 'echo a > "$ROOTHOOK_ROOT/usr/etc/shared.conf"', '20-b': 'echo b > "$ROOTHOOK_ROOT/usr/etc/shared.conf"' })
     made.push(d)

@@ -15,6 +15,9 @@ import { HookFailedError } from '../hooks/errors.js'
 import type { Hook } from '../hooks/discover.js'
 import type { HookReport } from '../hooks/report.js'
 import { runPlanned } from '../hooks/run.js'
+import { chooseEngine } from '../mount/engine.js'
+import { openKernelView } from '../mount/overlay.js'
+import type { HookActivity } from '../server/journal.js'
 import { logger } from '../log.js'
 import { checkoutHardlinked, commitOnTop, metadataString, revParse, scratchDir } from '../ostree.js'
 import { isRoot } from '../proc.js'
@@ -93,6 +96,8 @@ export interface LayerResult extends LayerEntry {
   upToDate: boolean
   /** The hook's run, null when reused. */
   report: HookReport | null
+  /** What served the hook's run (null when reused). */
+  engine: 'fuse' | 'kernel' | null
 }
 
 export interface LayerHooksResult {
@@ -116,55 +121,70 @@ export function layerRef (i: LayerInputs): string {
   return `${LAYER_REFS}/${name}/${sha256(JSON.stringify(i)).slice(0, 24)}`
 }
 
-/** `rel` (a directory of `co`) and the directories above it in `dest`, each made with the owner,
- *  mode and xattrs it has in `co`; never their contents. */
-function mkdirLike (co: string, dest: string, rel: string): void {
+/** `rel` and the directories above it in `dest`, each made with the owner, mode and xattrs it has
+ *  where `srcOf` finds it; never their contents. */
+function mkdirLike (srcOf: (rel: string) => string, dest: string, rel: string): void {
   let at = ''
   for (const part of rel.split('/').filter(Boolean)) {
     at = at ? `${at}/${part}` : part
     const d = join(dest, at)
     if (fs.existsSync(d)) continue
-    const src = join(co, at)
+    const src = srcOf(at)
     const st = fs.lstatSync(src)
     fs.mkdirSync(d)
     fs.lchownSync(d, st.uid, st.gid)
     fs.chmodSync(d, st.mode & 0o7777)
     for (const n of listXattrs(src).names) {
+      if (isOverlayXattr(n)) continue
       const v = getXattr(src, n)
       if (typeof v !== 'number') sysops().lsetxattr(d, n, v, 0)
     }
   }
 }
 
-/** A checkout's paths of a hook's net effect as a layer tree: changed entries, with their parent
- *  directories' attributes, and Docker-style whiteouts (`.wh.NAME`) for what it removed. */
-async function layerTree (co: string, changes: LayerChanges, dest: string): Promise<void> {
+const isOverlayXattr = (n: string): boolean => n.startsWith('trusted.overlay.') || n.startsWith('user.overlay.')
+
+/**
+ * A hook's net effect as a layer tree: changed entries, with their parent directories'
+ * attributes, and Docker-style whiteouts (`.wh.NAME`) for what it removed. From `co`, the root
+ * the hook changed; or, with `upper`, from the kernel engine's upper dir over the unchanged `co`
+ * (what the hook changed is in the upper dir; the rest is the base's).
+ */
+async function layerTree (co: string, changes: LayerChanges, dest: string, upper: string | null = null): Promise<void> {
   fs.mkdirSync(dest)
   const rootSt = fs.statSync(co)
   fs.chownSync(dest, rootSt.uid, rootSt.gid)
   fs.chmodSync(dest, rootSt.mode & 0o7777)
+  const srcOf = (p: string): string => (upper !== null && fs.existsSync(join(upper, p)) ? join(upper, p) : join(co, p))
   const rel = (p: string): string => p.replace(/^\/+/, '')
   const copy = [...changes.created, ...changes.modified].map(rel).filter(p => p !== '')
-  const isDir = (p: string): boolean => fs.lstatSync(join(co, p)).isDirectory()
+  const isDir = (p: string): boolean => fs.lstatSync(srcOf(p)).isDirectory()
   // Directories (changed ones, and those above every changed entry) without their contents;
   // then the files, symlinks and other entries themselves.
-  for (const p of copy) mkdirLike(co, dest, isDir(p) ? p : dirname(p))
+  for (const p of copy) mkdirLike(srcOf, dest, isDir(p) ? p : dirname(p))
   const files = copy.filter(p => !isDir(p))
-  for (let i = 0; i < files.length; i += 500) await exec('cp', ['-a', '--no-dereference', '--parents', '-t', dest, '--', ...files.slice(i, i + 500)], { cwd: co })
+  for (let i = 0; i < files.length; i += 500) await exec('cp', ['-a', '--no-dereference', '--parents', '-t', dest, '--', ...files.slice(i, i + 500)], { cwd: upper ?? co })
+  // overlayfs's own xattrs stay behind.
+  if (upper !== null) {
+    for (const f of files) {
+      for (const n of listXattrs(join(dest, f)).names) if (isOverlayXattr(n)) sysops().lremovexattr(join(dest, f), n)
+    }
+  }
   // A removed path needs a whiteout unless its parent was removed too.
   const removed = new Set(changes.removed.map(rel))
   for (const p of removed) {
     const parent = dirname(p) === '.' ? '' : dirname(p)
     if (parent && removed.has(parent)) continue
-    mkdirLike(co, dest, parent)
+    mkdirLike(srcOf, dest, parent)
     fs.writeFileSync(join(dest, parent, `.wh.${p.split('/').at(-1)!}`), '')
   }
 }
 
-function changesOf (r: HookReport): LayerChanges {
-  const of = (k: string): string[] => r.activity.changes.filter(c => c.change === k).map(c => c.path)
+function changesOfActivity (a: HookActivity): LayerChanges {
+  const of = (k: string): string[] => a.changes.filter(c => c.change === k).map(c => c.path)
   return { created: of('created'), modified: of('modified'), removed: of('removed') }
 }
+const changesOf = (r: HookReport): LayerChanges => changesOfActivity(r.activity)
 const countOf = (c: LayerChanges): number => c.created.length + c.modified.length + c.removed.length
 
 /** Two layers that change the same path: CONFLICT naming both hooks and the first paths. */
@@ -207,7 +227,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
         await revParse(repo, `${current}^`) === base) {
       const json = JSON.parse(await catFile(repo, current, `/${HOOKS_JSON}`)) as HooksJson
       log('%s is %s: every layer up to date', opts.ref, current)
-      return { commit: current, base, upToDate: true, layers: json.layers!.map(l => ({ ...l, upToDate: true, report: null })) }
+      return { commit: current, base, upToDate: true, layers: json.layers!.map(l => ({ ...l, upToDate: true, report: null, engine: null })) }
     }
   }
 
@@ -225,12 +245,20 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
       if (commit !== null && meta !== null) {
         const m = JSON.parse(meta) as { inputs: LayerInputs, changes: LayerChanges }
         if (JSON.stringify(m.inputs) === JSON.stringify(inputs)) {
-          results[i] = { name: hook.name, ref, commit, inputs, paths: countOf(m.changes), changes: m.changes, upToDate: true, report: null }
+          results[i] = { name: hook.name, ref, commit, inputs, paths: countOf(m.changes), changes: m.changes, upToDate: true, report: null, engine: null }
           log('%s: up to date (%s)', hook.name, commit)
           continue
         }
       }
       todo.push(i)
+    }
+
+    // As root where the kernel engine serves: one checkout of the base for every hook, each seeing
+    // it through an overlay of its own. Else (the FUSE guard, a user) a checkout per hook.
+    let shared: string | null = null
+    if (todo.length && isRoot() && await chooseEngine(plan.run.engine, 'copyup', scratch) === 'kernel') {
+      shared = join(scratch, 'base')
+      await checkoutHardlinked(repo, base, shared)
     }
 
     let next = 0
@@ -241,23 +269,44 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
         const inputs = layerInputs(base, hook, sandbox)
         const dir = join(scratch, `hook-${i}`)
         fs.mkdirSync(dir)
-        const co = join(dir, 'root')
-        await checkoutHardlinked(repo, base, co)
+        const one = { ...plan.run, discovery: { dir: plan.discovery.dir, hooks: [hook], skipped: [] } }
         let report: HookReport
+        let changes: LayerChanges
+        let engine: 'fuse' | 'kernel'
         try {
-          const r = await runPlanned({ ...plan.run, discovery: { dir: plan.discovery.dir, hooks: [hook], skipped: [] } }, co, opts)
-          report = r.hooks[0]!
+          if (shared !== null) {
+            // The kernel engine over the one base checkout, never changed: the hook's upper dir
+            // becomes its layer.
+            const view = await openKernelView(shared, {
+              mode: 'copyup',
+              keepUpper: async (upper, activity) => { await layerTree(shared, changesOfActivity(activity), join(dir, 'layer'), upper) }
+            })
+            try {
+              const run = await runPlanned(one, shared, opts, view)
+              report = run.hooks[0]!
+              engine = run.engine
+            } finally {
+              await view.close()
+            }
+            changes = changesOf(report)
+          } else {
+            const co = join(dir, 'root')
+            await checkoutHardlinked(repo, base, co)
+            const run = await runPlanned(one, co, opts)
+            report = run.hooks[0]!
+            engine = run.engine
+            changes = changesOf(report)
+            await layerTree(co, changes, join(dir, 'layer'))
+          }
         } catch (err) {
           if (err instanceof HookFailedError) { failures.push(err); return }
           throw err
         }
-        const changes = changesOf(report)
-        await layerTree(co, changes, join(dir, 'layer'))
         const ref = layerRef(inputs)
         const commit = (await exec('ostree', ['commit', `--repo=${repo}`, `--branch=${ref}`, '--orphan', `--tree=dir=${join(dir, 'layer')}`,
           ...(isRoot() ? [] : ['--owner-uid=0', '--owner-gid=0']), '--link-checkout-speedup', '--no-bindings',
           `--add-metadata-string=${META_LAYER}=${JSON.stringify({ inputs, changes })}`, '-s', `rofiles-guard ${VERSION}: layer of ${hook.name} on ${base.slice(0, 12)}`])).stdout.trim()
-        results[i] = { name: hook.name, ref, commit, inputs, paths: countOf(changes), changes, upToDate: false, report }
+        results[i] = { name: hook.name, ref, commit, inputs, paths: countOf(changes), changes, upToDate: false, report, engine }
         fs.rmSync(dir, { recursive: true, force: true })
         log('%s: layer %s (%d paths)', hook.name, commit, countOf(changes))
       }

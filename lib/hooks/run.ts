@@ -213,7 +213,7 @@ async function runOnGuard (opts: RunHooksOptions, g: GuardMount): Promise<RunRep
   if (opts.mode !== undefined && checkMode(opts.mode) !== g.mode) throw new GuardError('BAD_ARGUMENT', `mode ${opts.mode} is not the guard's (${g.mode}): leave mode out, or mount the guard in mode ${opts.mode}`)
   if (opts.engine === 'kernel') throw new GuardError('BAD_ARGUMENT', 'engine kernel cannot run on a guard: leave engine out (a guard is the FUSE engine)')
   const plan = await planRun({ ...opts, mode: g.mode, engine: 'fuse' }, g.root)
-  return runPlanned(plan, plan.root!, { ...opts, guard: g })
+  return runPlanned(plan, plan.root!, opts, borrowView(g))
 }
 
 /** runHooks on a throwaway (or kept) hardlinked checkout of repo's ref. */
@@ -286,11 +286,15 @@ export async function planRun (opts: RunHooksOptions, root?: string): Promise<Ru
 
 const fuseCertain = (engine: Engine, mode: Mode): boolean => engine === 'fuse' || mode === 'deny'
 
-/** Runs a planned run's hooks against `rootArg`: runHooks after planRun. */
-export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<RunHooksOptions, 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal' | 'mountpoint' | 'guard'>): Promise<RunReport> {
+/**
+ * Runs a planned run's hooks against `rootArg`: runHooks after planRun. `view`: one the caller
+ * opened (a guard it holds, or layer-hooks' kernel view), closed with the run; else the plan's
+ * engine opens one.
+ */
+export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<RunHooksOptions, 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal' | 'mountpoint'>, view?: HookView): Promise<RunReport> {
   const { mode, sandbox, timeoutMs, graceMs, discovery } = plan
   const root = checkSource(rootArg, 'root')
-  const engine = opts.guard !== undefined ? 'fuse' : await chooseEngine(plan.engine, mode, root)
+  const engine = view !== undefined ? view.engine : await chooseEngine(plan.engine, mode, root)
   if (engine === 'fuse' && !fuseCertain(plan.engine, mode)) checkSystem()
   if (sandbox === 'bwrap') checkSandboxRoot(root)
   const rootHasObjects = hasObjects(root)
@@ -300,7 +304,7 @@ export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<Run
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()
-  const guard = opts.guard !== undefined ? borrowView(opts.guard) : await openView(engine, root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
+  const guard = view ?? await openView(engine, root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
   const report: RunReport = {
     root: guard.root,
     mountpoint: guard.mountpoint,

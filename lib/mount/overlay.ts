@@ -129,7 +129,9 @@ class KernelView implements HookView {
     private readonly scratch: string,
     /** On an ostree OS tree: a layer above the root holding only `etc -> usr/etc`. */
     private readonly alias: string | null,
-    private readonly ownsMountpoint: boolean
+    private readonly ownsMountpoint: boolean,
+    /** Instead of applying each hook's upper dir to the root: hand it over, with the net effect. */
+    private readonly keepUpper: KeepUpper | null = null
   ) {}
 
   async begin (): Promise<void> {
@@ -160,7 +162,11 @@ class KernelView implements HookView {
   async end (): Promise<HookActivity | null> {
     if (this.mode !== 'copyup' || this.upper === null) return null
     try {
-      return applyUpper(this.upper, this.root)
+      if (this.keepUpper === null) return applyUpper(this.upper, this.root)
+      // The root stays as it is: the hook's upper dir is handed over (layer-hooks).
+      const activity = applyUpper(this.upper, this.root, false)
+      await this.keepUpper(this.upper, activity)
+      return activity
     } finally {
       removeScratch(this.upper)
       removeScratch(this.work!)
@@ -177,8 +183,12 @@ class KernelView implements HookView {
   }
 }
 
-/** The kernel engine's view of `root` (checked and real) for one run. */
-export async function openKernelView (root: string, opts: { mode: Mode, mountpoint?: string }): Promise<HookView> {
+/** Takes a hook's upper dir (and its net effect) before the view removes it. */
+export type KeepUpper = (upper: string, activity: HookActivity) => Promise<void>
+
+/** The kernel engine's view of `root` (checked and real) for one run. With `keepUpper`, the root
+ *  is never changed: each hook's upper dir is handed to it instead of applied. */
+export async function openKernelView (root: string, opts: { mode: Mode, mountpoint?: string, keepUpper?: KeepUpper }): Promise<HookView> {
   let mountpoint: string
   let owns = false
   if (opts.mountpoint !== undefined) {
@@ -198,5 +208,5 @@ export async function openKernelView (root: string, opts: { mode: Mode, mountpoi
     lookLike(alias, root)
   }
   log('kernel view of %s at %s (%s), scratch %s', root, mountpoint, opts.mode, scratch)
-  return new KernelView(root, mountpoint, opts.mode, scratch, alias, owns)
+  return new KernelView(root, mountpoint, opts.mode, scratch, alias, owns, opts.keepUpper ?? null)
 }

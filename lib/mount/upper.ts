@@ -155,10 +155,11 @@ function checkLosses (upper: string, root: string, rel = ''): void {
 }
 
 /**
- * Applies the upper dir `upper` to `root` and returns the hook's net effect. `skip`: top-level
- * names of the upper dir that are the engine's own (none today).
+ * Applies the upper dir `upper` to `root` and returns the hook's net effect. With `apply` false
+ * the root is left as it is and only the net effect is read (layer-hooks makes a layer of the
+ * upper dir instead); the upper dir loses its whiteouts and special files in nested new trees.
  */
-export function applyUpper (upper: string, root: string): HookActivity {
+export function applyUpper (upper: string, root: string, apply = true): HookActivity {
   const changes: PathChange[] = []
   const copiedUp: string[] = []
   const denied: RefusedOp[] = []
@@ -205,7 +206,7 @@ export function applyUpper (upper: string, root: string): HookActivity {
       if (isWhiteout(us)) {
         if (ts !== null) {
           for (const p of treePaths(t, r)) note(p, 'removed')
-          fs.rmSync(t, { recursive: true, force: true })
+          if (apply) fs.rmSync(t, { recursive: true, force: true })
         }
         continue
       }
@@ -220,7 +221,7 @@ export function applyUpper (upper: string, root: string): HookActivity {
         const what = differences({ st: ts, path: t }, { st: us, path: u })
         if (what.length) note(r, 'modified', what)
         walk(r)
-        settleDir(u, t)
+        if (apply) settleDir(u, t)
         continue
       }
       if (ts !== null) {
@@ -235,23 +236,24 @@ export function applyUpper (upper: string, root: string): HookActivity {
           if (fmt(ts) === C.S_IFREG && ts[ST.nlink]! > 1n) copiedUp.push(r)
         } else {
           compareTrees(u, t, r)
-          fs.rmSync(t, { recursive: true, force: true })
+          if (apply) fs.rmSync(t, { recursive: true, force: true })
         }
       } else {
         for (const p of treePaths(u, r)) note(p, 'created')
       }
+      if (!apply) continue
       settleTree(u, r)
       fs.renameSync(u, t)
     }
   }
 
-  if (process.geteuid?.() !== 0) checkLosses(upper, root)
+  if (apply && process.geteuid?.() !== 0) checkLosses(upper, root)
   const rootSt = lstat(root)!
   const upperSt = lstat(upper)!
   const rootWhat = differences({ st: rootSt, path: root }, { st: upperSt, path: upper })
   walk('')
   if (rootWhat.length) note('', 'modified', rootWhat)
-  settleDir(upper, root)
+  if (apply) settleDir(upper, root)
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   denied.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   return { changes, transient: [], transientDropped: 0, copiedUp: copiedUp.sort(), denied, failed: [], operations: 0, dropped: 0, lost: 0 }
