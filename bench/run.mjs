@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { barChart, lineChart, ratioChart } from './chart.mjs'
 import { CACHE, fileCount, freshCheckout, repoFor } from './fixture.mjs'
-import { DEFAULT_TARGETS, diskSectorsRead, dropCaches, TARGETS } from './targets.mjs'
+import { DEFAULT_TARGETS, diskSectorsRead, dropCaches, requestsSoFar, TARGETS } from './targets.mjs'
 import { WORKLOADS } from './workloads.mjs'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
@@ -114,6 +114,7 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
 function measure (r, names, wls, measured, warmUp, label) {
   const samples = {}
   const disk = {}
+  const requests = {}
   const rounds = measured + (warmUp ? 1 : 0)
   const total = rounds * names.length * wls.length
   let k = 0
@@ -133,12 +134,19 @@ function measure (r, names, wls, measured, warmUp, label) {
           w.before?.(dir, round, ctx)
           if (w.cold) dropCaches()
           const sectors = diskSectorsRead()
+          const req0 = keep ? requestsSoFar(dir) : null
           const s = w.run(dir, round, ctx)
           const read = diskSectorsRead() - sectors
+          // What the guard served for this workload alone, by request kind (our targets only).
+          const req1 = req0 === null ? null : requestsSoFar(dir)
           w.after?.(dir, round, ctx)
           if (keep) {
             ((samples[w.id] ??= {})[t] ??= []).push(s)
             if (w.cold) ((disk[w.id] ??= {})[t] ??= []).push(read)
+            if (req1 !== null) {
+              const delta = Object.fromEntries(Object.entries(req1).map(([k, v]) => [k, v - (req0[k] ?? 0)]).filter(([, v]) => v > 0))
+              ;((requests[w.id] ??= {})[t] ??= []).push(delta)
+            }
           }
         }
       } finally {
@@ -150,7 +158,7 @@ function measure (r, names, wls, measured, warmUp, label) {
     }
   }
   progress('')
-  return { samples, disk }
+  return { samples, disk, requests }
 }
 
 /** A ratio of two targets: the ratio of their medians, and the range of the per-round ratios. */
@@ -160,13 +168,24 @@ function ratio (a, b) {
   return { median: a.median / b.median, min: Math.min(...per), max: Math.max(...per) }
 }
 
-function summarize ({ samples, disk }) {
+/** Requests by kind, the median over the rounds, for a target of ours; divided by `per`. */
+function requestMedians (rounds, per = 1) {
+  const kinds = new Set(rounds.flatMap(r => Object.keys(r)))
+  return Object.fromEntries([...kinds].sort().map(k => [k, Number((median(rounds.map(r => r[k] ?? 0)) / per).toFixed(3))]))
+}
+
+function summarize ({ samples, disk, requests }) {
   const out = {}
   for (const [w, byT] of Object.entries(samples)) {
     out[w] = {}
     for (const [t, a] of Object.entries(byT)) {
       out[w][t] = { median: median(a), min: Math.min(...a), max: Math.max(...a), runs: a }
       if (disk[w]?.[t]) out[w][t].diskSectorsRead = disk[w][t]
+      // Where the time goes: what the guard was asked, per file of the fixture.
+      if (requests[w]?.[t]) {
+        out[w][t].requests = requestMedians(requests[w][t])
+        out[w][t].requestsPerFile = requestMedians(requests[w][t], files)
+      }
     }
     // A FUSE target faster than native beyond the spread of both cannot be: the method is off.
     // (With one round there is no spread to judge by.)

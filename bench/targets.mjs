@@ -61,11 +61,33 @@ export const TARGETS = {
   }
 }
 
-/** `rofiles-guard mount [ARGS] co co.mnt`, with `env` added to the server's environment. */
+/** `rofiles-guard mount [ARGS] co co.mnt`, with `env` added to the server's environment. The
+ *  server keeps its request counts for requestsSoFar (ROFILES_GUARD_STATS_FILE, SIGUSR1). */
 function guardMount (co, env = {}, args = []) {
   const mp = mountpoint(co)
-  execFileSync(process.execPath, [CLI, 'mount', ...args, co, mp], { env: { ...process.env, ...env } })
+  execFileSync(process.execPath, [CLI, 'mount', ...args, co, mp], { env: { ...process.env, ...env, ROFILES_GUARD_STATS_FILE: `${mp}.stats.json` } })
   return mp
+}
+
+/**
+ * The requests the guard's server at `mp` has served so far, by kind, or null for a target that
+ * is not ours: the server writes them on SIGUSR1 (lib/server/main.ts).
+ */
+export function requestsSoFar (mp) {
+  const file = `${mp}.stats.json`
+  const pid = spawnSync('pgrep', ['-f', `server/main.js --mountpoint ${mp}$`], { encoding: 'utf8' }).stdout.trim().split('\n')[0]
+  if (!pid) return null
+  let before = 0
+  try { before = JSON.parse(fs.readFileSync(file, 'utf8')).at } catch { /* none yet */ }
+  process.kill(Number(pid), 'SIGUSR1')
+  for (let i = 0; i < 200; i++) {
+    try {
+      const s = JSON.parse(fs.readFileSync(file, 'utf8'))
+      if (s.at !== before) return s.requests
+    } catch { /* not there yet */ }
+    spawnSync('sleep', ['0.01'])
+  }
+  return null
 }
 
 /** The targets a run uses unless told otherwise. */

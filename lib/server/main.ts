@@ -2,7 +2,7 @@
 // blocking its server (the reference's fuse-native serves requests on this process's JS thread,
 // and the core's events are drained on it).
 import { execFile } from 'node:child_process'
-import { rmdirSync } from 'node:fs'
+import { renameSync, rmdirSync, writeFileSync } from 'node:fs'
 import { loadFuse } from '../native/fuse.js'
 import { Core } from '../native/core.js'
 import { MODE_CODES, OUTCOMES } from '../native/abi.js'
@@ -100,6 +100,17 @@ function main (): void {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => { /* the terminal of `mount` going away must not end the mount */ })
+  // The bench's request accounting (ROFILES_GUARD_STATS_FILE): SIGUSR1 writes what the mount has
+  // served so far, by request kind, to that file (written whole, then renamed into place).
+  const statsFile = process.env.ROFILES_GUARD_STATS_FILE
+  if (statsFile) {
+    process.on('SIGUSR1', () => {
+      try {
+        writeFileSync(`${statsFile}.tmp`, JSON.stringify({ at: Date.now(), ...served.stats() }) + '\n')
+        renameSync(`${statsFile}.tmp`, statsFile)
+      } catch (err) { log('stats to %s: %s', statsFile, (err as Error).message) }
+    })
+  }
 }
 
 /** What serves the mount: the native core, or the TypeScript reference. */
