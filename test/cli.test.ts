@@ -125,6 +125,24 @@ describe('rofiles-guard mount', () => {
     })
   }
 
+  it('with ROFILES_GUARD_STATS_FILE, SIGUSR1 to the server writes the requests it has served (the bench\'s accounting)', async () => {
+    const { co, mp } = fresh()
+    const file = join(emptyDir('rg-stats-'), 'stats.json')
+    dirs.push(join(file, '..'))
+    expect(cli(['mount', co, mp], [], { ROFILES_GUARD_STATS_FILE: file }).status).toBe(0)
+    try {
+      fs.readdirSync(join(mp, 'etc'))
+      fs.readFileSync(join(mp, 'etc/conf'))
+      const pid = Number(execFileSync('pgrep', ['-f', `server/main.js --mountpoint ${fs.realpathSync(mp)}$`], { encoding: 'utf8' }).trim().split('\n')[0])
+      process.kill(pid, 'SIGUSR1')
+      for (let i = 0; i < 100 && !fs.existsSync(file); i++) await sleep(20)
+      const stats = JSON.parse(fs.readFileSync(file, 'utf8')) as { core: string, requests: Record<string, number> }
+      expect(stats.core).toBe('libfuse3')
+      expect(stats.requests.open).toBeGreaterThanOrEqual(1)
+      expect((stats.requests.lookup ?? 0) + (stats.requests.readdirplus ?? 0)).toBeGreaterThan(0)
+    } finally { execFileSync('umount', [mp]) }
+  })
+
   it('bash completion offers the commands, their options and the values of --mode and --sandbox', () => {
     const r = cli(['completion'])
     expect(r.status).toBe(0)
