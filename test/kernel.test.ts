@@ -5,17 +5,14 @@
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { HookFailedError, runHooks, type RunReport } from '../dist/index.js'
 import { copyHostPrograms } from '../dist/hooks/userland.js'
-import { emptyDir, fsck, rmrf, sh, snapshotObjects, type ObjectState } from './helpers/fixture.js'
+import { sh } from './helpers/fixture.js'
 import { hooksDir } from './helpers/hooks.js'
 import { fuseMounts } from './helpers/mounts.js'
+import { useTreeRepo } from './helpers/tree-repo.js'
 
-let dir: string
-let repo: string
-let objects: Map<string, ObjectState>
-const made: string[] = []
 
 /** An OS-shaped root: usr/etc (no etc), a passwd database, a library dir, a dpkg database,
  *  objects of several modes, a shell for the bwrap sandbox. */
@@ -57,30 +54,15 @@ function deb (at: string): string {
   return out
 }
 
+const { dir: theDir, repo: theRepo, checkout, track } = useTreeRepo('rg-kernel-', tree)
+let dir = ''
+let repo = ''
 let debFile: string
 beforeAll(() => {
-  dir = emptyDir('rg-kernel-')
-  tree(join(dir, 'tree'))
-  repo = join(dir, 'repo')
-  sh('ostree', ['init', `--repo=${repo}`, '--mode=bare'])
-  sh('ostree', ['commit', `--repo=${repo}`, '--branch=os', `--tree=dir=${join(dir, 'tree')}`])
-  objects = snapshotObjects(repo)
+  dir = theDir()
+  repo = theRepo()
   debFile = deb(dir)
 }, 60_000)
-afterEach(() => {
-  expect(snapshotObjects(repo)).toEqual(objects)
-  fsck(repo)
-  expect(fuseMounts().filter(m => made.some(d => m.mountpoint.startsWith(d)))).toEqual([])
-  for (const d of made.splice(0)) rmrf(d)
-})
-afterAll(() => rmrf(dir))
-
-function checkout (): string {
-  const co = join(dir, `co-${made.length}-${Date.now()}`)
-  sh('ostree', ['checkout', `--repo=${repo}`, '-H', 'os', co])
-  made.push(co)
-  return co
-}
 
 /** The tree as ostree sees it (content, mode, owner, xattrs, symlinks; no times): one line per path. */
 function treeOf (root: string): string {
@@ -106,11 +88,11 @@ const REAL_HOOKS = (): Record<string, string> => ({
 describe('kernel engine: the same tree as the FUSE guard and as a native run', () => {
   it('real tools (useradd, ldconfig, sed -i, setcap, update-alternatives, systemctl enable, dpkg) give one tree three ways', async () => {
     const d = hooksDir(REAL_HOOKS())
-    made.push(d)
+    track(d)
     const viaFuse = checkout()
     const viaKernel = checkout()
     const native = join(dir, `native-${Date.now()}`)
-    made.push(native)
+    track(native)
     sh('cp', ['-a', join(dir, 'tree'), native])
     const f = await runHooks({ root: viaFuse, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'fuse' })
     const k = await runHooks({ root: viaKernel, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
@@ -145,7 +127,7 @@ describe('kernel engine: the same tree as the FUSE guard and as a native run', (
   it('default engine as root for copyup is the kernel; the bwrap sandbox sees /etc as usr/etc through it', async () => {
     const co = checkout()
     const d = hooksDir({ '10-etc': 'echo HOOKED=1 >> /etc/os-release; cat /etc/os-release' })
-    made.push(d)
+    track(d)
     const lines: string[] = []
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', onOutput: (_h, _s, l) => lines.push(l) })
     expect([r.engine, r.sandbox]).toEqual(['kernel', 'bwrap'])
@@ -164,7 +146,7 @@ describe('kernel engine: the same tree as the FUSE guard and as a native run', (
       '10-make': 'mkdir "$ROOTHOOK_ROOT/var/made"; echo one > "$ROOTHOOK_ROOT/var/made/f"; touch -d "2001-02-03 04:05:06.123456789" "$ROOTHOOK_ROOT/var/made" "$ROOTHOOK_ROOT/usr/lib"',
       '20-see': 'cat "$ROOTHOOK_ROOT/var/made/f"'
     })
-    made.push(d)
+    track(d)
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
     expect(r.hooks[1]!.stdoutTail).toBe('one\n')
     for (const p of ['var/made', 'usr/lib']) {
@@ -179,7 +161,7 @@ describe('kernel engine: readonly', () => {
     const co = checkout()
     const before = treeOf(co)
     const d = hooksDir({ '10-try': 'echo x > /usr/etc/app.conf 2>/dev/null || echo refused-write; mkdir /var/new 2>/dev/null || echo refused-mkdir; cat /usr/etc/app.conf' })
-    made.push(d)
+    track(d)
     const fuseBefore = fuseMounts().length
     const r = await runHooks({ root: co, hooksDir: d, mode: 'readonly' })
     expect(r.engine).toBe('kernel')
@@ -193,7 +175,7 @@ describe('kernel engine: choosing', () => {
   it('deny stays on the FUSE guard; --engine kernel with deny is one line naming the way', async () => {
     const co = checkout()
     const d = hooksDir({ '10-x': 'true' })
-    made.push(d)
+    track(d)
     expect((await runHooks({ root: co, hooksDir: d, mode: 'deny', sandbox: 'none' })).engine).toBe('fuse')
     const err = await runHooks({ root: co, hooksDir: d, mode: 'deny', sandbox: 'none', engine: 'kernel' }).catch((e: unknown) => e)
     expect((err as Error).message).toMatch(/^engine kernel cannot serve mode deny .*: use engine fuse or auto \(--engine\)/)
@@ -206,7 +188,7 @@ describe('kernel engine: what differs from the FUSE guard (docs/spec.md, "Engine
   it('a FIFO or device a hook makes is not in the tree, as with the guard, but the hook saw it made; the report lists it as denied', async () => {
     const co = checkout()
     const d = hooksDir({ '10-fifo': 'mkfifo "$ROOTHOOK_ROOT/var/fifo" && echo made; mkdir "$ROOTHOOK_ROOT/var/new"; mkfifo "$ROOTHOOK_ROOT/var/new/p"' })
-    made.push(d)
+    track(d)
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
     expect(r.hooks[0]!.stdoutTail).toBe('made\n')
     expect(r.hooks[0]!.activity.denied).toEqual([
@@ -220,7 +202,7 @@ describe('kernel engine: what differs from the FUSE guard (docs/spec.md, "Engine
   it('renaming a directory of the root works (mv copies it: EXDEV without redirect_dir); no transient names; no operation count', async () => {
     const co = checkout()
     const d = hooksDir({ '10-mv': 'mv "$ROOTHOOK_ROOT/usr/lib/app" "$ROOTHOOK_ROOT/usr/lib/app2"; t=$(mktemp "$ROOTHOOK_ROOT/var/tmpXXXX"); rm "$t"' })
-    made.push(d)
+    track(d)
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
     expect(r.hooks[0]!.activity.changes.map(c => `${c.change} ${c.path}`)).toEqual([
       'removed /usr/lib/app', 'removed /usr/lib/app/libdemo.so.1', 'created /usr/lib/app2', 'created /usr/lib/app2/libdemo.so.1'
@@ -235,7 +217,7 @@ describe('kernel engine: what differs from the FUSE guard (docs/spec.md, "Engine
     const co = checkout()
     const ino = fs.statSync(join(co, 'usr/etc/app.conf')).ino
     const d = hooksDir({ '10-open': ': >> "$ROOTHOOK_ROOT/usr/etc/app.conf"' })
-    made.push(d)
+    track(d)
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
     expect(r.hooks[0]!.activity.changes).toEqual([])
     expect(r.hooks[0]!.activity.copiedUp).toEqual([])
@@ -245,7 +227,7 @@ describe('kernel engine: what differs from the FUSE guard (docs/spec.md, "Engine
   it('no process of a hook outlives it: the namespace ends them all, and the report names none', async () => {
     const co = checkout()
     const d = hooksDir({ '10-bg': 'sleep 1000 & echo started' })
-    made.push(d)
+    track(d)
     const r: RunReport = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
     expect(r.hooks[0]!.killed).toEqual([])
     expect(spawnSync('pgrep', ['-fx', 'sleep 1000'], { encoding: 'utf8' }).stdout.trim()).toBe('')
@@ -255,7 +237,7 @@ describe('kernel engine: what differs from the FUSE guard (docs/spec.md, "Engine
     const co = checkout()
     const rootDev = fs.statSync(co).dev
     const d = hooksDir({ '10-links': 'cd "$ROOTHOOK_ROOT/var"; echo a > n1; ln n1 n2; stat -c "%d" . ; stat -c "%d" ../usr/etc/app.conf' })
-    made.push(d)
+    track(d)
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' })
     const [dirDev, fileDev] = r.hooks[0]!.stdoutTail.trim().split('\n').map(Number)
     // In the view, st_dev is the overlay's, for directories and files alike.
@@ -269,7 +251,7 @@ describe('kernel engine: what differs from the FUSE guard (docs/spec.md, "Engine
   it('a failing hook fails the run; what it changed is applied, as through the guard', async () => {
     const co = checkout()
     const d = hooksDir({ '10-fail': 'echo x > "$ROOTHOOK_ROOT/var/partial"; exit 4', '20-never': 'touch "$ROOTHOOK_ROOT/var/never"' })
-    made.push(d)
+    track(d)
     const err = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', engine: 'kernel' }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(HookFailedError)
     expect((err as HookFailedError).message).toBe('roothook 10-fail failed: exit status 4')

@@ -3,21 +3,14 @@
 // usr/etc; nothing is ever made at the top. Objects unchanged and fsck after each test.
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { HookFailedError, mountGuard, runHooks, type GuardMount, type Mode } from '../dist/index.js'
-import { emptyDir, fsck, rmrf, sh, snapshotObjects, type ObjectState } from './helpers/fixture.js'
 import { hooksDir } from './helpers/hooks.js'
+import { useTreeRepo } from './helpers/tree-repo.js'
 import { copyHostPrograms } from '../dist/hooks/userland.js'
 
-let dir: string
-let repo: string
-let objects: Map<string, ObjectState>
 const live: GuardMount[] = []
-const made: string[] = []
-
-beforeAll(() => {
-  dir = emptyDir('rg-os-tree-')
-  const t = join(dir, 'tree')
+const { checkout, track } = useTreeRepo('rg-os-tree-', t => {
   fs.mkdirSync(join(t, 'usr/etc'), { recursive: true })
   fs.mkdirSync(join(t, 'usr/bin'), { recursive: true })
   fs.mkdirSync(join(t, 'var'))
@@ -25,25 +18,7 @@ beforeAll(() => {
   fs.writeFileSync(join(t, 'usr/bin/tool'), '#!/bin/sh\n', { mode: 0o755 })
   copyHostPrograms(t, ['/usr/bin/dash', '/usr/bin/cat'])
   for (const d of ['dev', 'proc', 'tmp']) fs.mkdirSync(join(t, d))
-  repo = join(dir, 'repo')
-  sh('ostree', ['init', `--repo=${repo}`, '--mode=bare'])
-  sh('ostree', ['commit', `--repo=${repo}`, '--branch=os', `--tree=dir=${t}`])
-  objects = snapshotObjects(repo)
-})
-afterEach(async () => {
-  for (const g of live.splice(0)) await g.unmount()
-  expect(snapshotObjects(repo)).toEqual(objects)
-  fsck(repo)
-  for (const d of made.splice(0)) rmrf(d)
-})
-afterAll(() => rmrf(dir))
-
-function checkout (): string {
-  const co = join(dir, `co-${made.length}-${Date.now()}`)
-  sh('ostree', ['checkout', `--repo=${repo}`, '-H', 'os', co])
-  made.push(co)
-  return co
-}
+}, { before: async () => { for (const g of live.splice(0)) await g.unmount() } })
 
 async function mount (co: string, mode: Mode): Promise<string> {
   const g = await mountGuard(co, { mode })
@@ -82,7 +57,7 @@ describe('/etc of an ostree OS tree', () => {
   it('a hook\'s relative etc/... (sandbox none) lands in usr/etc, and the report names usr/etc', async () => {
     const co = checkout()
     const d = hooksDir({ '10-etc': 'echo "HOOKED=1" >> etc/os-release; echo y > etc/hook.conf' })
-    made.push(d)
+    track(d)
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none' })
     expect(r.hooks[0]!.activity.changes).toEqual([
       { path: '/usr/etc/hook.conf', change: 'created', what: [] },
@@ -95,7 +70,7 @@ describe('/etc of an ostree OS tree', () => {
   it('in the default sandbox (bwrap) /etc is usr/etc: an absolute /etc/... edit and a cd /etc land there', async () => {
     const co = checkout()
     const d = hooksDir({ '10-etc': 'echo "HOOKED=1" >> /etc/os-release; cd /etc; echo y > hook.conf; cat /usr/etc/hook.conf; echo "cwd=$(pwd -P)"' })
-    made.push(d)
+    track(d)
     const lines: string[] = []
     const r = await runHooks({ root: co, hooksDir: d, mode: 'copyup', onOutput: (_h, _s, l) => lines.push(l) })
     expect(r.sandbox).toBe('bwrap')
@@ -111,7 +86,7 @@ describe('/etc of an ostree OS tree', () => {
   it('a hook that makes etc beside usr/etc by the root\'s own path fails the run, naming it', async () => {
     const co = checkout()
     const d = hooksDir({ '10-ok': 'true', '20-etc': 'mkdir "$BACKING/etc"', '30-never': 'touch var/never' })
-    made.push(d)
+    track(d)
     const err = await runHooks({ root: co, hooksDir: d, mode: 'copyup', sandbox: 'none', env: { BACKING: co } }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(HookFailedError)
     const e = err as HookFailedError
