@@ -73,7 +73,10 @@ export interface GuardMount extends AsyncDisposable {
   off<E extends keyof GuardMountEvents>(event: E, listener: (...args: GuardMountEvents[E]) => void): this
 }
 
-/** The implementation of GuardMount; its constructor and setHook are the library's own. */
+/**
+ * The implementation of GuardMount; its constructor and setHook are the library's own.
+ * @internal
+ */
 export class Guard extends EventEmitter<GuardMountEvents> implements GuardMount {
   /** Set when the server died unexpectedly; the mount has then already been cleaned up. */
   error: GuardError | null = null
@@ -195,7 +198,10 @@ export async function mountGuard (root: string, opts: GuardOptions = {}): Promis
   return mountGuardInternal(root, opts)
 }
 
-/** mountGuard, for the library itself: the implementation, with setHook. */
+/**
+ * mountGuard, for the library itself: the implementation, with setHook.
+ * @internal
+ */
 export async function mountGuardInternal (root: string, opts: GuardOptions = {}): Promise<Guard> {
   const mode = checkMode(opts.mode)
   checkSystem()
@@ -242,11 +248,13 @@ export async function withGuard<T> (root: string, optsOrFn: GuardOptions | ((gua
   return result
 }
 
+/** @internal */
 export interface StartedServer { child: ChildProcess, stderrTail: () => string }
 
 /**
  * Forks the server in a session of its own, so a terminal's Ctrl-C reaches the caller (which
  * then tears down in order) rather than killing the server under a running hook.
+ * @internal
  */
 export function startServer (config: ServerConfig): StartedServer {
   const debugging = Boolean(process.env.DEBUG)
@@ -267,7 +275,10 @@ export function startServer (config: ServerConfig): StartedServer {
   return { child, stderrTail: () => tail }
 }
 
-/** Resolves when the server reports the mount live; rejects with the server's own reason. */
+/**
+ * Resolves when the server reports the mount live; rejects with the server's own reason.
+ * @internal
+ */
 export function waitReady (child: ChildProcess, stderrTail: () => string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
