@@ -278,6 +278,10 @@ fsckFixture(r.repo, 'before the run')
 const files = fileCount(join(r.repo, 'objects'))
 const roundsText = runs === 1 ? '1 measured round, no warm-up: the figures are noise, their spread unknown' : `${runs} measured rounds after a warm-up`
 process.stderr.write(`bench: ${source} (${files} objects), ${roundsText}; targets ${targets.join(', ')}\n`)
+// What the run will cost, before it costs it: the default run takes about 10 minutes here (2
+// cores); the fixtures stay in CACHE (about 200 MB; the scaling sizes add up to about 1 GB).
+const minutes = Math.max(1, Math.round(10 * (runs + (runs > 1 ? 1 : 0)) / 6 * targets.length / DEFAULT_TARGETS.length * workloads.length / WORKLOADS.length))
+process.stderr.write(`bench: about ${minutes} minute${minutes === 1 ? '' : 's'} on a 2-core machine; fixtures kept in ${CACHE} (about 200 MB${scalingText.split(',').includes('100000') ? ', and about 1 GB for the 100,000-file scaling tree' : ''})\n`)
 const results = summarize(measure(r, targets, workloads, runs, runs > 1, 'suite'))
 
 fsckFixture(r.repo, 'after the run: a target changed it')
@@ -321,10 +325,13 @@ const report = {
 }
 const stamp = started.toISOString().replace(/[:.]/g, '-')
 const charts = drawCharts(report)
-for (const dir of outDirs) {
+// One directory per run, its JSON and its charts together: a later run never leaves its charts
+// beside an earlier run's figures. latest.json beside the runs is the last one.
+for (const out of outDirs) {
+  const dir = join(out, `bench-${stamp}`)
   fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(join(dir, `bench-${stamp}.json`), JSON.stringify(report, null, 2) + '\n')
-  fs.writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
+  fs.writeFileSync(join(dir, 'bench.json'), JSON.stringify(report, null, 2) + '\n')
+  fs.writeFileSync(join(out, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
   for (const [name, svg] of Object.entries(charts)) fs.writeFileSync(join(dir, name), svg)
-  process.stdout.write(`\nwrote ${join(dir, `bench-${stamp}.json`)} (also latest.json) and ${Object.keys(charts).join(', ')}\n`)
+  process.stdout.write(`\nwrote ${join(dir, 'bench.json')} and ${Object.keys(charts).join(', ')} beside it (also ${join(out, 'latest.json')})\n`)
 }
