@@ -255,3 +255,30 @@ describe('hooks, the demo and copy-up limits as a user', () => {
     }
   })
 })
+
+// The README's "Test your hook without root" block, as the README shows it, run as the user: the
+// hook author's loop cannot drift from what the README tells them to type. Only the clone and the
+// demo (tested above) are left out, `my-hook` is a hook of the test's own, and
+// `node dist/cli/main.js` is this package's CLI.
+describe('the README\'s hook-author block, run as written', () => {
+  it('runs as the user, from a directory of their own, and ends with a commit of the hook\'s change', () => {
+    const readme = fs.readFileSync(join(PKG, 'README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('## Test your hook without root'))
+    const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map(m => m[1]!)
+    const block = blocks.find(b => b.includes('run-hooks --repo repo'))!
+    expect(block).toBeDefined()
+    const lines = block.split('\n').filter(l => l.trim() && !l.trim().startsWith('#'))
+      .filter(l => !l.startsWith('git clone') && !l.startsWith('npm run demo'))
+      .map(l => l.replace(/^node dist\/cli\/main\.js /, `node ${CLI} `).replace(/\s+#.*$/, ''))
+    expect(lines.some(l => l.startsWith('cp my-hook hooks/50-my-hook'))).toBe(true)
+    const dir = join(work, 'readme-author')
+    fs.mkdirSync(dir)
+    fs.writeFileSync(join(dir, 'my-hook'), '#!/bin/sh\nset -e\nsed -i "s/a = 1/a = 2/" "$ROOTHOOK_ROOT/etc/app.conf"\n', { mode: 0o755 })
+    execFileSync('chown', ['-R', `${uid}:${gid}`, dir])
+    const r = asUser('bash', ['-euo', 'pipefail', '-c', `PATH=${join(process.execPath, '..')}:$PATH\n${lines.join('\n')}`], dir)
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(asUser('ostree', ['cat', '--repo=repo', 'os-hooked', '/etc/app.conf'], dir).stdout).toBe('a = 2\n')
+    expect(asUser('ostree', ['cat', '--repo=repo', 'os', '/etc/app.conf'], dir).stdout).toBe('a = 1\n')
+    expect(asUser('ostree', ['fsck', '--repo=repo'], dir).status).toBe(0)
+  })
+})
