@@ -40,6 +40,8 @@ function tree (t: string): void {
   for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'var/lib/dpkg/alternatives', 'usr/etc/alternatives', 'var/log', 'dev', 'proc', 'tmp']) fs.mkdirSync(join(t, d), { recursive: true })
   w('usr/lib/old/removed.txt', 'going\n')
   copyHostPrograms(t, ['/usr/bin/dash', '/usr/bin/cat'])
+  // The root directory has xattrs of its own (an SELinux label, say): every way keeps them.
+  sh('setfattr', ['-n', 'user.label', '-v', 'root', t])
 }
 
 /** A tiny .deb, built once. */
@@ -136,6 +138,7 @@ describe('kernel engine: the same tree as the FUSE guard and as a native run', (
     expect(r.hooks[0]!.activity.copiedUp).toEqual(['/usr/etc/os-release'])
     expect(fs.readFileSync(join(co, 'usr/etc/os-release'), 'utf8')).toBe('NAME=testos\nID=testos\nHOOKED=1\n')
     expect(fs.existsSync(join(co, 'etc'))).toBe(false)
+    expect(sh('getfattr', ['-n', 'user.label', '--only-values', co])).toBe('root')
     // Nothing of the run is left beside the root.
     expect(fs.readdirSync(dir).filter(n => n.startsWith('.rofiles-guard-overlay-'))).toEqual([])
   })

@@ -17,11 +17,12 @@ import type { HookReport } from '../hooks/report.js'
 import { runPlanned } from '../hooks/run.js'
 import { chooseEngine } from '../mount/engine.js'
 import { openKernelView } from '../mount/overlay.js'
+import { copyDirAttrs, isOverlayXattr } from '../mount/upper.js'
 import type { HookActivity } from '../server/journal.js'
 import { logger } from '../log.js'
 import { checkoutHardlinked, commitOnTop, metadataString, revParse, scratchDir } from '../ostree.js'
 import { isRoot } from '../proc.js'
-import { getXattr, listXattrs, sysops } from '../native/sysops.js'
+import { listXattrs, sysops } from '../native/sysops.js'
 import { VERSION } from '../version.js'
 import { HOOKS_JSON, writeHooksJson, type HooksJson, type LayerEntry } from './hooks-json.js'
 import { planCommit, type CommitPlanOptions } from './plan.js'
@@ -121,28 +122,18 @@ export function layerRef (i: LayerInputs): string {
   return `${LAYER_REFS}/${name}/${sha256(JSON.stringify(i)).slice(0, 24)}`
 }
 
-/** `rel` and the directories above it in `dest`, each made with the owner, mode and xattrs it has
- *  where `srcOf` finds it; never their contents. */
+/** `rel` and the directories above it in `dest`, each made with the attributes it has where
+ *  `srcOf` finds it; never their contents. */
 function mkdirLike (srcOf: (rel: string) => string, dest: string, rel: string): void {
   let at = ''
   for (const part of rel.split('/').filter(Boolean)) {
     at = at ? `${at}/${part}` : part
     const d = join(dest, at)
     if (fs.existsSync(d)) continue
-    const src = srcOf(at)
-    const st = fs.lstatSync(src)
     fs.mkdirSync(d)
-    fs.lchownSync(d, st.uid, st.gid)
-    fs.chmodSync(d, st.mode & 0o7777)
-    for (const n of listXattrs(src).names) {
-      if (isOverlayXattr(n)) continue
-      const v = getXattr(src, n)
-      if (typeof v !== 'number') sysops().lsetxattr(d, n, v, 0)
-    }
+    copyDirAttrs(srcOf(at), d)
   }
 }
-
-const isOverlayXattr = (n: string): boolean => n.startsWith('trusted.overlay.') || n.startsWith('user.overlay.')
 
 /**
  * A hook's net effect as a layer tree: changed entries, with their parent directories'
@@ -152,9 +143,8 @@ const isOverlayXattr = (n: string): boolean => n.startsWith('trusted.overlay.') 
  */
 async function layerTree (co: string, changes: LayerChanges, dest: string, upper: string | null = null): Promise<void> {
   fs.mkdirSync(dest)
-  const rootSt = fs.statSync(co)
-  fs.chownSync(dest, rootSt.uid, rootSt.gid)
-  fs.chmodSync(dest, rootSt.mode & 0o7777)
+  // The layer's root is the base's: ostree takes each tree's directory metadata as it overlays it.
+  copyDirAttrs(co, dest)
   const srcOf = (p: string): string => (upper !== null && fs.existsSync(join(upper, p)) ? join(upper, p) : join(co, p))
   const rel = (p: string): string => p.replace(/^\/+/, '')
   const copy = [...changes.created, ...changes.modified].map(rel).filter(p => p !== '')

@@ -15,11 +15,10 @@ import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
 import type { Mode } from '../policy.js'
 import { isRoot } from '../proc.js'
-import { sysops } from '../native/sysops.js'
 import type { HookActivity } from '../server/journal.js'
 import type { HookView, Launch } from './view.js'
 import { checkMountpoint, checkOverlap } from './preflight.js'
-import { applyUpper } from './upper.js'
+import { applyUpper, copyDirAttrs } from './upper.js'
 
 const log = logger('overlay')
 const run = promisify(execFile)
@@ -70,15 +69,6 @@ function removeScratch (dir: string): void {
   }
   open(dir)
   fs.rmSync(dir, { recursive: true, force: true })
-}
-
-/** `dir` gets the owner, mode and times (to the nanosecond) of the directory `like`. */
-function lookLike (dir: string, like: string): void {
-  const st = fs.lstatSync(like, { bigint: true })
-  fs.lchownSync(dir, Number(st.uid), Number(st.gid))
-  fs.chmodSync(dir, Number(st.mode) & 0o7777)
-  const s = (ns: bigint): [number, number] => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)]
-  sysops().lutimens(dir, ...s(st.atimeNs), ...s(st.mtimeNs))
 }
 
 const probed = new Map<string, string | null>()
@@ -142,7 +132,7 @@ class KernelView implements HookView {
     fs.mkdirSync(this.upper)
     fs.mkdirSync(this.work)
     // The upper dir is the view's root directory: it must look as the root does.
-    lookLike(this.upper, this.root)
+    copyDirAttrs(this.root, this.upper)
   }
 
   wrap (l: Launch, sandbox: 'bwrap' | 'none'): Launch {
@@ -205,7 +195,7 @@ export async function openKernelView (root: string, opts: { mode: Mode, mountpoi
     alias = join(scratch, 'alias')
     fs.mkdirSync(alias)
     fs.symlinkSync('usr/etc', join(alias, 'etc'))
-    lookLike(alias, root)
+    copyDirAttrs(root, alias)
   }
   log('kernel view of %s at %s (%s), scratch %s', root, mountpoint, opts.mode, scratch)
   return new KernelView(root, mountpoint, opts.mode, scratch, alias, owns, opts.keepUpper ?? null)

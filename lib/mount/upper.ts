@@ -21,7 +21,8 @@ import { STAT_SLOTS } from '../native/abi.js'
 import { ostreemetaXattrs } from '../server/backing.js'
 import type { ChangeKind, HookActivity, PathChange, RefusedOp } from '../server/journal.js'
 
-const isOverlayXattr = (n: string): boolean => n.startsWith('trusted.overlay.') || n.startsWith('user.overlay.')
+/** overlayfs's own xattrs, which never reach a root or a layer. */
+export const isOverlayXattr = (n: string): boolean => n.startsWith('trusted.overlay.') || n.startsWith('user.overlay.')
 
 interface Node { st: BigInt64Array, path: string }
 
@@ -120,11 +121,15 @@ function settleTree (p: string, rel: string): void {
   if (st !== null && isDir(st)) for (const n of fs.readdirSync(p)) settleTree(`${p}/${n}`, `${rel}/${n}`)
 }
 
-/** A directory of the root gets the upper one's mode, owner, xattrs and times. */
-function settleDir (upper: string, target: string): void {
+/**
+ * `target` gets the owner, mode, xattrs (overlayfs's left out) and times (to the nanosecond) of
+ * the directory `from`: a directory of the root those of its upper dir, and an upper dir or a
+ * layer's directory those of the root's.
+ */
+export function copyDirAttrs (from: string, target: string): void {
   const s = sysops()
-  const u = lstat(upper)!
-  const want = xattrs(upper)
+  const u = lstat(from)!
+  const want = xattrs(from)
   const have = xattrs(target)
   for (const n of have.keys()) if (!want.has(n)) s.lremovexattr(target, n)
   for (const [n, v] of want) if (!have.get(n)?.equals(v)) s.lsetxattr(target, n, v, 0)
@@ -221,7 +226,7 @@ export function applyUpper (upper: string, root: string, apply = true): HookActi
         const what = differences({ st: ts, path: t }, { st: us, path: u })
         if (what.length) note(r, 'modified', what)
         walk(r)
-        if (apply) settleDir(u, t)
+        if (apply) copyDirAttrs(u, t)
         continue
       }
       if (ts !== null) {
@@ -253,7 +258,7 @@ export function applyUpper (upper: string, root: string, apply = true): HookActi
   const rootWhat = differences({ st: rootSt, path: root }, { st: upperSt, path: upper })
   walk('')
   if (rootWhat.length) note('', 'modified', rootWhat)
-  if (apply) settleDir(upper, root)
+  if (apply) copyDirAttrs(upper, root)
   changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   denied.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   return { changes, transient: [], transientDropped: 0, copiedUp: copiedUp.sort(), denied, failed: [], operations: 0, dropped: 0, lost: 0 }
