@@ -7,7 +7,7 @@ import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
 import { borrowView, chooseEngine, engineOf, openView, type Engine, type HookView } from '../mount/engine.js'
 import type { GuardMount } from '../mount/guard.js'
-import { checkMode, checkSource, checkSystem } from '../mount/preflight.js'
+import { checkMode, checkSource, checkSystem, isOsTree } from '../mount/preflight.js'
 import type { Mode } from '../policy.js'
 import { discoverHooks, refuseUnrunnable, type Discovery, type Hook } from './discover.js'
 import { HookFailedError, RunAbortedError } from './errors.js'
@@ -298,9 +298,9 @@ export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<Run
   if (engine === 'fuse' && !fuseCertain(plan.engine, mode)) checkSystem()
   if (sandbox === 'bwrap') checkSandboxRoot(root)
   const rootHasObjects = hasObjects(root)
-  // An ostree OS tree keeps its configuration in usr/etc; a top-level etc beside it is one that
-  // ostree admin deploy refuses ("Tree contains both /etc and /usr/etc").
-  const osTree = existsSync(join(root, 'usr/etc')) && !existsSync(join(root, 'etc'))
+  // On an ostree OS tree a top-level etc beside usr/etc is one that ostree admin deploy refuses
+  // ("Tree contains both /etc and /usr/etc").
+  const osTree = isOsTree(root)
   if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
 
   const startedAt = new Date()

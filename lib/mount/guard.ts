@@ -1,8 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import { mkdtempSync, realpathSync, rmdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { GuardError } from '../errors.js'
 import { logger } from '../log.js'
@@ -11,7 +9,7 @@ import type { Mode } from '../policy.js'
 import type { HookActivity, JournalSnapshot } from '../server/journal.js'
 import type { ServerStats } from '../server/protocol.js'
 import { CONFIG_ENV, type Request, type ServerConfig, type ServerMessage } from '../server/protocol.js'
-import { checkMode, checkMountpoint, checkOverlap, checkSource, checkSystem } from './preflight.js'
+import { checkMode, checkSource, checkSystem, mountpointFor } from './preflight.js'
 import { unmountPath, type UnmountResult } from './unmount.js'
 
 const log = logger('guard')
@@ -206,18 +204,7 @@ export async function mountGuardInternal (root: string, opts: GuardOptions = {})
   const mode = checkMode(opts.mode)
   checkSystem()
   const rootReal = checkSource(root)
-  let mountpoint: string
-  let owns = false
-  if (opts.mountpoint !== undefined) {
-    mountpoint = checkMountpoint(opts.mountpoint, rootReal)
-  } else {
-    // The temporary mountpoint is checked like a given one, before it is made.
-    const parent = realpathSync(tmpdir())
-    checkOverlap(join(parent, 'rofiles-guard-XXXXXX'), rootReal, `the temporary mountpoint would lie inside the source: pass a mountpoint outside ${rootReal}`)
-    // Named with our pid: `rofiles-guard cleanup` removes one whose process is gone (TEMP_MOUNTPOINT).
-    mountpoint = mkdtempSync(join(parent, `rofiles-guard-${process.pid}-`))
-    owns = true
-  }
+  const { mountpoint, owned: owns } = mountpointFor(rootReal, opts.mountpoint)
   const { child, stderrTail } = startServer({ root: rootReal, mountpoint, mode, detached: false, ownsMountpoint: owns })
   try {
     await waitReady(child, stderrTail, opts.startTimeoutMs ?? 20_000)

@@ -8,7 +8,6 @@
  */
 import { execFile } from 'node:child_process'
 import * as fs from 'node:fs'
-import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { GuardError } from '../errors.js'
@@ -17,7 +16,7 @@ import type { Mode } from '../policy.js'
 import { isRoot } from '../proc.js'
 import type { HookActivity } from '../server/journal.js'
 import type { HookView, Launch } from './view.js'
-import { checkMountpoint, checkOverlap } from './preflight.js'
+import { isOsTree, mountpointFor } from './preflight.js'
 import { applyUpper, copyDirAttrs } from './upper.js'
 
 const log = logger('overlay')
@@ -179,19 +178,10 @@ export type KeepUpper = (upper: string, activity: HookActivity) => Promise<void>
 /** The kernel engine's view of `root` (checked and real) for one run. With `keepUpper`, the root
  *  is never changed: each hook's upper dir is handed to it instead of applied. */
 export async function openKernelView (root: string, opts: { mode: Mode, mountpoint?: string, keepUpper?: KeepUpper }): Promise<HookView> {
-  let mountpoint: string
-  let owns = false
-  if (opts.mountpoint !== undefined) {
-    mountpoint = checkMountpoint(opts.mountpoint, root)
-  } else {
-    const parent = fs.realpathSync(tmpdir())
-    checkOverlap(join(parent, 'rofiles-guard-XXXXXX'), root, `the temporary mountpoint would lie inside the source: pass a mountpoint outside ${root}`)
-    mountpoint = fs.mkdtempSync(join(parent, `rofiles-guard-${process.pid}-`))
-    owns = true
-  }
+  const { mountpoint, owned: owns } = mountpointFor(root, opts.mountpoint)
   const scratch = scratchBeside(root)
   let alias: string | null = null
-  if (fs.existsSync(join(root, 'usr/etc')) && !fs.existsSync(join(root, 'etc'))) {
+  if (isOsTree(root)) {
     alias = join(scratch, 'alias')
     fs.mkdirSync(alias)
     fs.symlinkSync('usr/etc', join(alias, 'etc'))

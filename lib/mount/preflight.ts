@@ -1,6 +1,6 @@
-import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
-import { userInfo } from 'node:os'
-import { isAbsolute, relative, resolve } from 'node:path'
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs'
+import { tmpdir, userInfo } from 'node:os'
+import { isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { GuardError } from '../errors.js'
 import { isMode, type Mode } from '../policy.js'
@@ -155,4 +155,23 @@ export function checkMountpoint (mountpoint: string, sourceReal: string): string
     throw new GuardError('MOUNTPOINT_NOT_EMPTY', `mountpoint ${real} is not empty: give an empty directory`)
   }
   return real
+}
+
+/**
+ * Where a view of `rootReal` is mounted: `given`, checked (an empty directory apart from the
+ * root), or a temporary directory, checked like a given one before it is made and named with our
+ * pid, so that `rofiles-guard cleanup` removes one whose process is gone. `owned`: made here, to
+ * be removed after.
+ */
+export function mountpointFor (rootReal: string, given: string | undefined): { mountpoint: string, owned: boolean } {
+  if (given !== undefined) return { mountpoint: checkMountpoint(given, rootReal), owned: false }
+  const parent = realpathSync(tmpdir())
+  checkOverlap(join(parent, 'rofiles-guard-XXXXXX'), rootReal, `the temporary mountpoint would lie inside the source: pass a mountpoint outside ${rootReal}`)
+  return { mountpoint: mkdtempSync(join(parent, `rofiles-guard-${process.pid}-`)), owned: true }
+}
+
+/** An ostree OS tree: its configuration in usr/etc and no top-level etc (ostree makes /etc at
+ *  deploy time, and `ostree admin deploy` refuses a tree with both). */
+export function isOsTree (rootReal: string): boolean {
+  return existsSync(join(rootReal, 'usr/etc')) && !existsSync(join(rootReal, 'etc'))
 }
