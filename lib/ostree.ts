@@ -1,5 +1,5 @@
-import { existsSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { GuardError } from './errors.js'
 import { isRoot } from './proc.js'
@@ -37,11 +37,55 @@ export async function commitTree (repo: string, branch: string, tree: string, su
   return (await ostree(['commit', `--repo=${repo}`, `--branch=${branch}`, `--tree=dir=${tree}`, ...ownerArgs(), '-s', subject])).trim()
 }
 
+/** `-U` where a checkout of `repo` must be user-mode: as a user, and from a bare-user repository
+ *  (which hardlinks only into a user-mode checkout), whoever checks out. */
+function userMode (repo: string): string[] {
+  return !isRoot() || /^\s*mode\s*=\s*bare-user\s*$/m.test(readFileSync(join(repo, 'config'), 'utf8')) ? ['-U'] : []
+}
+
 /** A hardlinked checkout (`-H`; as a user also `-U`): every file is a repository object. */
 export async function checkoutHardlinked (repo: string, ref: string, dest: string): Promise<void> {
-  // A bare-user repository hardlinks only into a user-mode checkout, whoever checks out.
-  const user = !isRoot() || /^\s*mode\s*=\s*bare-user\s*$/m.test(readFileSync(join(repo, 'config'), 'utf8'))
-  await ostree(['checkout', `--repo=${repo}`, '-H', ...(user ? ['-U'] : []), ref, dest])
+  await ostree(['checkout', `--repo=${repo}`, '-H', ...userMode(repo), ref, dest])
+}
+
+/** `commit` checked out hardlinked over the tree at `dest` (`--union`), its Docker-style `.wh.`
+ *  whiteouts applied (`--whiteouts`): how a layer goes onto a checkout. */
+export async function checkoutOver (repo: string, commit: string, dest: string): Promise<void> {
+  await ostree(['checkout', `--repo=${repo}`, '--union', '--whiteouts', '-H', ...userMode(repo), commit, dest])
+}
+
+/**
+ * The directories of `rev` from its root down to `dir` (those that exist), checked out into
+ * `dest` with nothing else in them: every sibling on the way is skipped. Their metadata is the
+ * commit's; a tree to overlay on it without changing its directories.
+ */
+export async function checkoutDirsTo (repo: string, rev: string, dir: string, dest: string): Promise<void> {
+  const skip: string[] = []
+  let at = ''
+  for (const part of dir.split('/').filter(Boolean)) {
+    const r = await run(['ls', `--repo=${repo}`, rev, at || '/'])
+    if (r.failed) break
+    const names = r.stdout.split('\n').filter(Boolean).map(l => l.split(' ').at(-1)!).filter(p => p !== (at || '/'))
+    for (const p of names) if (p !== `${at}/${part}`) skip.push(p)
+    if (!names.includes(`${at}/${part}`)) break
+    at = `${at}/${part}`
+  }
+  const list = join(dirname(dest), 'skip-list')
+  writeFileSync(list, skip.join('\n') + '\n')
+  await ostree(['checkout', `--repo=${repo}`, `--skip-list=${list}`, ...userMode(repo), rev, dest])
+}
+
+/** The commit a ref of `repo` holds, read from refs/heads (no ostree process), or null. */
+export function readRef (repo: string, ref: string): string | null {
+  try {
+    const c = readFileSync(join(repo, 'refs/heads', ref), 'utf8').trim()
+    return /^[0-9a-f]{64}$/.test(c) ? c : null
+  } catch { return null }
+}
+
+/** A file of a commit. */
+export async function catFile (repo: string, rev: string, path: string): Promise<string> {
+  return await ostree(['cat', `--repo=${repo}`, rev, path])
 }
 
 export async function fsckRepo (repo: string): Promise<{ ok: boolean, output: string }> {
@@ -114,9 +158,18 @@ export async function metadataString (repo: string, commit: string, key: string)
  * is one (a hardlinked checkout), with string metadata; sets `ref`. The commit's checksum.
  */
 export async function commitOnTop (repo: string, o: { ref: string, parent: string, tree: string, subject: string, metadata: Record<string, string> }): Promise<string> {
+  return await commitTrees(repo, { ref: o.ref, parent: o.parent, trees: [`dir=${o.tree}`], subject: o.subject, metadata: o.metadata })
+}
+
+/**
+ * Commits the trees (`dir=PATH` or `ref=REV`, each overlaid on those before it, as ostree's
+ * `--tree` does) on top of `parent`, or as an orphan with `parent` null, reusing the repository's
+ * objects for every file that still is one, with string metadata; sets `ref`. The checksum.
+ */
+export async function commitTrees (repo: string, o: { ref: string, parent: string | null, trees: string[], subject: string, metadata: Record<string, string> }): Promise<string> {
   const meta = Object.entries(o.metadata).map(([k, v]) => `--add-metadata-string=${k}=${v}`)
-  return (await ostree(['commit', `--repo=${repo}`, `--branch=${o.ref}`, `--parent=${o.parent}`, `--tree=dir=${o.tree}`,
-    '--link-checkout-speedup', ...ownerArgs(), ...meta, '-s', o.subject])).trim()
+  return (await ostree(['commit', `--repo=${repo}`, `--branch=${o.ref}`, ...(o.parent === null ? ['--orphan', '--no-bindings'] : [`--parent=${o.parent}`]),
+    ...o.trees.map(t => `--tree=${t}`), '--link-checkout-speedup', ...ownerArgs(), ...meta, '-s', o.subject])).trim()
 }
 
 /** What `ostree diff` counts between two commits: paths added, modified, removed. */

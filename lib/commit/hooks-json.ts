@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { RunReport } from '../hooks/report.js'
+import type { HookActivity } from '../server/journal.js'
 import type { Sandbox } from '../hooks/sandbox.js'
 import type { Mode } from '../policy.js'
 import { VERSION } from '../version.js'
@@ -24,7 +25,7 @@ export interface HooksJson {
     exitCode: number | null
     durationMs: number
     /** Net changes against the tree before the hook. */
-    changes: { created: string[], modified: string[], removed: string[] }
+    changes: NetChanges
   }>
   /** layer-hooks: each hook's layer, in the order applied. */
   layers?: LayerEntry[]
@@ -41,7 +42,15 @@ export interface LayerEntry {
   inputs: { base: string, hook: string, sha256: string, sandbox: string, version: string }
   /** How many paths it changes. */
   paths: number
-  changes: { created: string[], modified: string[], removed: string[] }
+  changes: NetChanges
+}
+
+/** A hook's net effect as hooks.json and a layer record it: the paths, by kind of change. */
+export interface NetChanges { created: string[], modified: string[], removed: string[] }
+
+export function netChanges (a: HookActivity): NetChanges {
+  const of = (kind: string): string[] => a.changes.filter(c => c.change === kind).map(c => c.path)
+  return { created: of('created'), modified: of('modified'), removed: of('removed') }
 }
 
 export function hooksJsonOf (base: string, report: RunReport): HooksJson {
@@ -51,10 +60,7 @@ export function hooksJsonOf (base: string, report: RunReport): HooksJson {
     sandbox: report.sandbox,
     version: VERSION,
     time: report.startedAt,
-    hooks: report.hooks.map(h => {
-      const of = (kind: string): string[] => h.activity.changes.filter(c => c.change === kind).map(c => c.path)
-      return { name: h.name, sha256: h.sha256, exitCode: h.exitCode, durationMs: h.durationMs, changes: { created: of('created'), modified: of('modified'), removed: of('removed') } }
-    })
+    hooks: report.hooks.map(h => ({ name: h.name, sha256: h.sha256, exitCode: h.exitCode, durationMs: h.durationMs, changes: netChanges(h.activity) }))
   }
 }
 

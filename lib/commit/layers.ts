@@ -18,13 +18,12 @@ import { runPlanned } from '../hooks/run.js'
 import { chooseEngine } from '../mount/engine.js'
 import { openKernelView } from '../mount/overlay.js'
 import { copyDirAttrs, isOverlayXattr } from '../mount/upper.js'
-import type { HookActivity } from '../server/journal.js'
 import { logger } from '../log.js'
-import { checkoutHardlinked, commitOnTop, metadataString, revParse, scratchDir } from '../ostree.js'
+import { catFile, checkoutDirsTo, checkoutHardlinked, checkoutOver, commitOnTop, commitTrees, metadataString, readRef, revParse, scratchDir } from '../ostree.js'
 import { isRoot } from '../proc.js'
 import { listXattrs, sysops } from '../native/sysops.js'
 import { VERSION } from '../version.js'
-import { HOOKS_JSON, writeHooksJson, type HooksJson, type LayerEntry } from './hooks-json.js'
+import { HOOKS_JSON, netChanges, writeHooksJson, type HooksJson, type LayerEntry, type NetChanges } from './hooks-json.js'
 import { planCommit, type CommitPlanOptions } from './plan.js'
 
 const log = logger('layers')
@@ -36,42 +35,6 @@ export const META_LAYER = 'rofiles-guard.layer'
 export const META_MERGED = 'rofiles-guard.layers'
 /** The directory hooks.json lies in. */
 const HOOKS_JSON_DIR = dirname(HOOKS_JSON)
-
-/**
- * The base's directories from its root down to `dir` (those that exist), checked out into `dest`
- * with nothing else in them: every sibling on the way is skipped.
- */
-async function checkoutDirsTo (repo: string, base: string, dir: string, dest: string): Promise<void> {
-  const skip: string[] = []
-  let at = ''
-  for (const part of dir.split('/').filter(Boolean)) {
-    const r = await execFileOut('ostree', ['ls', `--repo=${repo}`, base, at || '/'])
-    if (r === null) break
-    const names = r.split('\n').filter(Boolean).map(l => l.split(' ').at(-1)!).filter(p => p !== (at || '/'))
-    for (const p of names) if (p !== `${at}/${part}`) skip.push(p)
-    if (!names.includes(`${at}/${part}`)) break
-    at = `${at}/${part}`
-  }
-  const list = join(dirname(dest), 'skip-list')
-  fs.writeFileSync(list, skip.join('\n') + '\n')
-  await exec('ostree', ['checkout', `--repo=${repo}`, `--skip-list=${list}`, ...(isRoot() ? [] : ['-U']), base, dest])
-}
-
-/** The commit a ref of `repo` holds, read from refs/heads (no ostree process), or null. */
-function readRef (repo: string, ref: string): string | null {
-  try {
-    const c = fs.readFileSync(join(repo, 'refs/heads', ref), 'utf8').trim()
-    return /^[0-9a-f]{64}$/.test(c) ? c : null
-  } catch { return null }
-}
-
-async function catFile (repo: string, commit: string, path: string): Promise<string> {
-  return (await exec('ostree', ['cat', `--repo=${repo}`, commit, path], { maxBuffer: 1 << 28 })).stdout
-}
-
-async function execFileOut (cmd: string, args: string[]): Promise<string | null> {
-  try { return (await exec(cmd, args, { maxBuffer: 1 << 28 })).stdout } catch { return null }
-}
 
 /** Where layer refs live: rofiles-guard/layers/HOOK/INPUTS-SHA (two bases or hook sets never collide). */
 export const LAYER_REFS = 'rofiles-guard/layers'
@@ -85,7 +48,8 @@ export interface LayerInputs {
   version: string
 }
 
-export interface LayerChanges { created: string[], modified: string[], removed: string[] }
+/** What a layer holds: its hook's net effect. */
+export type LayerChanges = NetChanges
 
 export interface LayerHooksOptions extends Omit<CommitPlanOptions, 'mode'> {
   /** Hooks run at once (default: the CPU count). */
@@ -170,11 +134,6 @@ async function layerTree (co: string, changes: LayerChanges, dest: string, upper
   }
 }
 
-function changesOfActivity (a: HookActivity): LayerChanges {
-  const of = (k: string): string[] => a.changes.filter(c => c.change === k).map(c => c.path)
-  return { created: of('created'), modified: of('modified'), removed: of('removed') }
-}
-const changesOf = (r: HookReport): LayerChanges => changesOfActivity(r.activity)
 const countOf = (c: LayerChanges): number => c.created.length + c.modified.length + c.removed.length
 
 /** Two layers that change the same path: CONFLICT naming both hooks and the first paths. */
@@ -205,15 +164,16 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
   const jobs = opts.jobs ?? cpus().length
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 1024) throw new GuardError('BAD_ARGUMENT', `jobs ${String(opts.jobs)}: give a whole number from 1 to 1024`)
   const { repo, base, discovery, sandbox } = plan
+  // Each hook's layer: its inputs, and the ref that names them.
+  const wanted = discovery.hooks.map(h => { const inputs = layerInputs(base, h, sandbox); return { hook: h, inputs, ref: layerRef(inputs) } })
 
   // Every layer there already (its ref names its inputs' digest) and `ref` their merge on this
   // base: nothing to do. Read from the refs and the merge's hooks.json, no tree touched.
   if (!opts.force) {
-    const wanted = discovery.hooks.map(h => { const inputs = layerInputs(base, h, sandbox); return { name: h.name, ref: layerRef(inputs), inputs } })
     const commits = wanted.map(w => readRef(repo, w.ref))
     const current = readRef(repo, opts.ref)
     if (current !== null && commits.every(c => c !== null) &&
-        await metadataString(repo, current, META_MERGED) === JSON.stringify(wanted.map((w, i) => ({ name: w.name, commit: commits[i] }))) &&
+        await metadataString(repo, current, META_MERGED) === JSON.stringify(wanted.map((w, i) => ({ name: w.hook.name, commit: commits[i] }))) &&
         await revParse(repo, `${current}^`) === base) {
       const json = JSON.parse(await catFile(repo, current, `/${HOOKS_JSON}`)) as HooksJson
       log('%s is %s: every layer up to date', opts.ref, current)
@@ -227,9 +187,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
   try {
     // Which layers are there already, and which hooks must run.
     const todo: number[] = []
-    for (const [i, hook] of discovery.hooks.entries()) {
-      const inputs = layerInputs(base, hook, sandbox)
-      const ref = layerRef(inputs)
+    for (const [i, { hook, inputs, ref }] of wanted.entries()) {
       const commit = opts.force ? null : readRef(repo, ref)
       const meta = commit === null ? null : await metadataString(repo, commit, META_LAYER)
       if (commit !== null && meta !== null) {
@@ -255,8 +213,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
     const worker = async (): Promise<void> => {
       while (next < todo.length && !failures.length) {
         const i = todo[next++]!
-        const hook = discovery.hooks[i]!
-        const inputs = layerInputs(base, hook, sandbox)
+        const { hook, inputs, ref } = wanted[i]!
         const dir = join(scratch, `hook-${i}`)
         fs.mkdirSync(dir)
         const one = { ...plan.run, discovery: { dir: plan.discovery.dir, hooks: [hook], skipped: [] } }
@@ -269,7 +226,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
             // becomes its layer.
             const view = await openKernelView(shared, {
               mode: 'copyup',
-              keepUpper: async (upper, activity) => { await layerTree(shared, changesOfActivity(activity), join(dir, 'layer'), upper) }
+              keepUpper: async (upper, activity) => { await layerTree(shared, netChanges(activity), join(dir, 'layer'), upper) }
             })
             try {
               const run = await runPlanned(one, shared, opts, view)
@@ -278,24 +235,27 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
             } finally {
               await view.close()
             }
-            changes = changesOf(report)
+            changes = netChanges(report.activity)
           } else {
             const co = join(dir, 'root')
             await checkoutHardlinked(repo, base, co)
             const run = await runPlanned(one, co, opts)
             report = run.hooks[0]!
             engine = run.engine
-            changes = changesOf(report)
+            changes = netChanges(report.activity)
             await layerTree(co, changes, join(dir, 'layer'))
           }
         } catch (err) {
           if (err instanceof HookFailedError) { failures.push(err); return }
           throw err
         }
-        const ref = layerRef(inputs)
-        const commit = (await exec('ostree', ['commit', `--repo=${repo}`, `--branch=${ref}`, '--orphan', `--tree=dir=${join(dir, 'layer')}`,
-          ...(isRoot() ? [] : ['--owner-uid=0', '--owner-gid=0']), '--link-checkout-speedup', '--no-bindings',
-          `--add-metadata-string=${META_LAYER}=${JSON.stringify({ inputs, changes })}`, '-s', `rofiles-guard ${VERSION}: layer of ${hook.name} on ${base.slice(0, 12)}`])).stdout.trim()
+        const commit = await commitTrees(repo, {
+          ref,
+          parent: null,
+          trees: [`dir=${join(dir, 'layer')}`],
+          subject: `rofiles-guard ${VERSION}: layer of ${hook.name} on ${base.slice(0, 12)}`,
+          metadata: { [META_LAYER]: JSON.stringify({ inputs, changes }) }
+        })
         results[i] = { name: hook.name, ref, commit, inputs, paths: countOf(changes), changes, upToDate: false, report, engine }
         fs.rmSync(dir, { recursive: true, force: true })
         log('%s: layer %s (%d paths)', hook.name, commit, countOf(changes))
@@ -324,10 +284,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
       // Whiteouts to apply: the base checked out, each layer over it, then committed.
       const merged = join(scratch, 'merged')
       await checkoutHardlinked(repo, base, merged)
-      for (const l of results) {
-        if (l.paths === 0) continue
-        await exec('ostree', ['checkout', `--repo=${repo}`, '--union', '--whiteouts', '-H', ...(isRoot() ? [] : ['-U']), l.commit, merged])
-      }
+      for (const l of results) if (l.paths > 0) await checkoutOver(repo, l.commit, merged)
       writeHooksJson(merged, json)
       commit = await commitOnTop(repo, { ref: opts.ref, parent: base, tree: merged, subject, metadata })
     } else {
@@ -336,9 +293,13 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
       const meta = join(scratch, 'meta')
       await checkoutDirsTo(repo, base, HOOKS_JSON_DIR, meta)
       writeHooksJson(meta, json)
-      commit = (await exec('ostree', ['commit', `--repo=${repo}`, `--branch=${opts.ref}`, `--parent=${base}`, `--tree=ref=${base}`,
-        ...results.filter(l => l.paths > 0).map(l => `--tree=ref=${l.commit}`), `--tree=dir=${meta}`, '--link-checkout-speedup',
-        ...(isRoot() ? [] : ['--owner-uid=0', '--owner-gid=0']), ...Object.entries(metadata).map(([k, v]) => `--add-metadata-string=${k}=${v}`), '-s', subject])).stdout.trim()
+      commit = await commitTrees(repo, {
+        ref: opts.ref,
+        parent: base,
+        trees: [`ref=${base}`, ...results.filter(l => l.paths > 0).map(l => `ref=${l.commit}`), `dir=${meta}`],
+        subject,
+        metadata
+      })
     }
     return { commit, base, layers: results, upToDate: false }
   } finally {
