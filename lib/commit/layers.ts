@@ -228,13 +228,9 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
               mode: 'copyup',
               keepUpper: async (upper, activity) => { await layerTree(shared, netChanges(activity), join(dir, 'layer'), upper) }
             })
-            try {
-              const run = await runPlanned(one, shared, opts, view)
-              report = run.hooks[0]!
-              engine = run.engine
-            } finally {
-              await view.close()
-            }
+            const run = await runPlanned(one, shared, opts, view) // closes the view
+            report = run.hooks[0]!
+            engine = run.engine
             changes = netChanges(report.activity)
           } else {
             const co = join(dir, 'root')

@@ -293,15 +293,22 @@ const fuseCertain = (engine: Engine, mode: Mode): boolean => engine === 'fuse' |
  */
 export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<RunHooksOptions, 'env' | 'onOutput' | 'onHookStart' | 'onHookEnd' | 'signal' | 'mountpoint'>, view?: HookView): Promise<RunReport> {
   const { mode, sandbox, timeoutMs, graceMs, discovery } = plan
-  const root = checkSource(rootArg, 'root')
-  const engine = view !== undefined ? view.engine : await chooseEngine(plan.engine, mode, root)
-  if (engine === 'fuse' && !fuseCertain(plan.engine, mode)) checkSystem()
-  if (sandbox === 'bwrap') checkSandboxRoot(root)
-  const rootHasObjects = hasObjects(root)
-  // On an ostree OS tree a top-level etc beside usr/etc is one that ostree admin deploy refuses
-  // ("Tree contains both /etc and /usr/etc").
-  const osTree = isOsTree(root)
-  if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
+  let root: string, engine: 'fuse' | 'kernel', rootHasObjects: boolean, osTree: boolean
+  try {
+    // The plan's own root was checked when it was made.
+    root = rootArg === plan.root ? plan.root : checkSource(rootArg, 'root')
+    engine = view !== undefined ? view.engine : await chooseEngine(plan.engine, mode, root)
+    if (engine === 'fuse' && !fuseCertain(plan.engine, mode)) checkSystem()
+    if (sandbox === 'bwrap') checkSandboxRoot(root)
+    rootHasObjects = hasObjects(root)
+    // On an ostree OS tree a top-level etc beside usr/etc is one that ostree admin deploy refuses
+    // ("Tree contains both /etc and /usr/etc").
+    osTree = isOsTree(root)
+    if (opts.signal?.aborted) throw new GuardError('ABORTED', 'hook run aborted before it started')
+  } catch (err) {
+    await view?.close() // a view handed over is the run's to close, also when it never starts
+    throw err
+  }
 
   const startedAt = new Date()
   const guard = view ?? await openView(engine, root, { mode, ...(opts.mountpoint !== undefined ? { mountpoint: opts.mountpoint } : {}) })
