@@ -7,22 +7,12 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { benchOptions, median } from './options.mjs'
 import { runHooks } from '../dist/index.js'
 import { freshCheckout, repoFor } from './fixture.mjs'
 
-let opt
-try {
-  opt = parseArgs({ options: { rounds: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values
-} catch (err) {
-  process.stderr.write(`bench: ${err.message.split('\n')[0].replace(/\.$/, '')}; see --help\n`)
-  process.exit(2)
-}
-if (opt.help) { process.stdout.write('Usage: npm run bench:engines -- [--rounds N (default 5)] [--json FILE]\n'); process.exit(0) }
-if (opt.rounds !== undefined && !/^[1-9]\d*$/.test(opt.rounds)) { process.stderr.write(`bench: --rounds ${opt.rounds}: give a whole number, 1 or more\n`); process.exit(2) }
-if (process.getuid() !== 0) { process.stderr.write('bench: run it as root: the fixture repository is root\'s\n'); process.exit(1) }
+const opt = benchOptions('Usage: npm run bench:engines -- [--rounds N (default 5)] [--json FILE]', { rounds: { type: 'string' }, json: { type: 'string' } }, ['rounds'])
 const rounds = Number(opt.rounds ?? 5)
-const median = a => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
 
 const r = repoFor('usr-include')
 const work = fs.mkdtempSync(join(r.dir, 'engines-'))

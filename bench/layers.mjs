@@ -5,22 +5,11 @@
 import * as fs from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { benchOptions } from './options.mjs'
 import { layerHooks } from '../dist/index.js'
 import { repoFor } from './fixture.mjs'
 
-let opt
-try {
-  opt = parseArgs({ options: { files: { type: 'string' }, jobs: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values
-} catch (err) {
-  process.stderr.write(`bench: ${err.message.split('\n')[0].replace(/\.$/, '')}; see --help\n`)
-  process.exit(2)
-}
-if (opt.help) { process.stdout.write('Usage: npm run bench:layers -- [--files N (default 40000)] [--jobs N (default: 4, or the CPU count if more)] [--json FILE]\n'); process.exit(0) }
-for (const k of ['files', 'jobs']) {
-  if (opt[k] !== undefined && !/^[1-9]\d*$/.test(opt[k])) { process.stderr.write(`bench: --${k} ${opt[k]}: give a whole number, 1 or more\n`); process.exit(2) }
-}
-if (process.getuid() !== 0) { process.stderr.write('bench: run it as root: the fixture repository is root\'s\n'); process.exit(1) }
+const opt = benchOptions('Usage: npm run bench:layers -- [--files N (default 40000)] [--jobs N (default: 4, or the CPU count if more)] [--json FILE]', { files: { type: 'string' }, jobs: { type: 'string' }, json: { type: 'string' } }, ['files', 'jobs'])
 const files = Number(opt.files ?? 40000)
 // Sleeping hooks need no CPU: four at once show the overlap even on two cores.
 const jobs = Number(opt.jobs ?? Math.max(4, cpus().length))

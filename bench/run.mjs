@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { barChart, lineChart, ratioChart } from './chart.mjs'
 import { CACHE, fileCount, freshCheckout, repoFor } from './fixture.mjs'
+import { median } from './options.mjs'
 import { DEFAULT_TARGETS, diskSectorsRead, dropCaches, requestsSoFar, TARGETS } from './targets.mjs'
 import { WORKLOADS } from './workloads.mjs'
 
@@ -90,7 +91,6 @@ const outDirs = [opt.out ?? join(CACHE, 'results'), ...(opt.save ? [COMMITTED] :
 if (!opt.charts && process.getuid() !== 0) fail('run it as root: it mounts FUSE filesystems and drops the page cache', 1)
 
 function progress (s) { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) process.stderr.write(`${s}\n`) }
-const median = a => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 
 /**
  * Each round: per target a fresh checkout, its mount, every workload, unmount. The order of the

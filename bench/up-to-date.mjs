@@ -5,30 +5,15 @@
 import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { benchOptions, median } from './options.mjs'
 import { fileURLToPath } from 'node:url'
 import { commitHooks } from '../dist/index.js'
 import { repoFor } from './fixture.mjs'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
-let opt
-try {
-  opt = parseArgs({ options: { files: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values
-} catch (err) {
-  process.stderr.write(`bench: ${err.message.split('\n')[0].replace(/\.$/, '')}; see --help\n`)
-  process.exit(2)
-}
-if (opt.help) {
-  process.stdout.write('Usage: npm run bench:up-to-date -- [--files N (default 40000)] [--runs N (default 7)]\n')
-  process.exit(0)
-}
-for (const k of ['files', 'runs']) {
-  if (opt[k] !== undefined && !/^[1-9]\d*$/.test(opt[k])) { process.stderr.write(`bench: --${k} ${opt[k]}: give a whole number, 1 or more\n`); process.exit(2) }
-}
-if (process.getuid() !== 0) { process.stderr.write('bench: run it as root: the fixture repository is root\'s\n'); process.exit(1) }
+const opt = benchOptions('Usage: npm run bench:up-to-date -- [--files N (default 40000)] [--runs N (default 7)]', { files: { type: 'string' }, runs: { type: 'string' } }, ['files', 'runs'])
 const files = Number(opt.files ?? 40000)
 const runs = Number(opt.runs ?? 7)
-const median = a => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
 
 const r = repoFor(`gen-${files}`)
 const hooks = fs.mkdtempSync(join(r.dir, 'hooks-'))
