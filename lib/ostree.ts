@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { GuardError } from './errors.js'
@@ -136,10 +136,23 @@ const REF = /^(?:[A-Za-z0-9_][-._A-Za-z0-9_]*\/)*[A-Za-z0-9_][-._A-Za-z0-9_]*$/
  */
 export async function checkNewRef (repo: string, ref: string): Promise<void> {
   if (!REF.test(ref)) throw new GuardError('BAD_REF', `ref ${ref} is not a ref name ostree takes: use letters, digits, and - . _ in components joined by /`)
-  for (const other of await listRefs(repo)) {
+  for (const other of localRefs(repo)) {
     if (ref.startsWith(`${other}/`)) throw new GuardError('BAD_REF', `ref ${ref} cannot be made in ${repo}: the ref ${other} exists, and a ref cannot also be a directory of refs; choose another name (say ${other}-hooked)`)
     if (other.startsWith(`${ref}/`)) throw new GuardError('BAD_REF', `ref ${ref} cannot be made in ${repo}: refs below it exist (${other}); choose another name`)
   }
+}
+
+/** The repository's own refs (refs/heads), read from the directory: no ostree process. */
+function localRefs (repo: string): string[] {
+  const out: string[] = []
+  const walk = (dir: string, prefix: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name), `${prefix}${e.name}/`)
+      else out.push(`${prefix}${e.name}`)
+    }
+  }
+  walk(join(repo, 'refs/heads'), '')
+  return out
 }
 
 /** Every ref of the repository. */

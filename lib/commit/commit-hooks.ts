@@ -4,7 +4,7 @@ import type { RunReport } from '../hooks/report.js'
 import { runPlanned } from '../hooks/run.js'
 import { planCommit, type CommitPlanOptions } from './plan.js'
 import { logger } from '../log.js'
-import { checkoutHardlinked, commitOnTop, diffCounts, metadataString, revParse, scratchDir } from '../ostree.js'
+import { checkoutHardlinked, commitOnTop, diffCounts, metadataString, readRef, scratchDir } from '../ostree.js'
 import { VERSION } from '../version.js'
 import { hooksJsonOf, writeHooksJson } from './hooks-json.js'
 import { inputsJson, inputsSha256, META_INPUTS, META_INPUTS_SHA256, runInputs, type RunInputs } from './inputs.js'
@@ -43,7 +43,7 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
   const sha = inputsSha256(inputs)
 
   if (!opts.force) {
-    const current = await revParse(repo, opts.ref)
+    const current = readRef(repo, opts.ref)
     if (current !== null && await metadataString(repo, current, META_INPUTS_SHA256) === sha) {
       log('%s is %s: inputs unchanged', opts.ref, current)
       return { commit: current, base, cached: true, report: null, diff: null, inputs }
