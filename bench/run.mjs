@@ -80,6 +80,10 @@ const source = opt.source ?? 'usr-include'
 if (!/^(usr-include|gen-[1-9]\d*)$/.test(source)) fail(`--source ${source}: use usr-include or gen-N (N files, say gen-10000)`)
 const targets = (opt.targets ?? DEFAULT_TARGETS.join(',')).split(',')
 for (const t of targets) if (!TARGETS[t]) fail(`unknown target '${t}': use some of ${Object.keys(TARGETS).join(', ')}`)
+for (const t of targets) {
+  const why = TARGETS[t].unavailable?.()
+  if (why) fail(`--targets ${t}: ${why}; leave it out`)
+}
 const wanted = opt.workloads?.split(',')
 for (const w of wanted ?? []) if (!WORKLOADS.some(x => x.id === w)) fail(`unknown workload '${w}': use some of ${WORKLOADS.map(x => x.id).join(', ')}`)
 const QUICK = ['walk', 'read', 'grep', 'compile', 'small', 'write', 'copyup']
@@ -200,6 +204,8 @@ const PAIRS = [
   { a: 'guard-deny', b: 'rofiles-fuse', label: 'deny / rofiles-fuse' },
   { a: 'guard-copyup', b: 'rofiles-fuse-copyup', label: 'copyup / rf --copyup' },
   { a: 'guard-nopt', b: 'rofiles-fuse', label: 'no-pt / rofiles-fuse' },
+  { a: 'guard-uring', b: 'guard-deny', label: 'uring / /dev/fuse' },
+  { a: 'guard-uring', b: 'rofiles-fuse', label: 'uring / rofiles-fuse' },
   { a: 'guard-deny', b: 'native', label: 'deny / native' }
 ]
 

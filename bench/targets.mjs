@@ -32,6 +32,7 @@ export const TARGETS = {
     mount: co => { const mp = mountpoint(co); execFileSync('rofiles-fuse', ['--copyup', co, mp]); return mp },
     unmount: mp => execFileSync('umount', [mp])
   },
+  // The guard's targets talk to the kernel through /dev/fuse, whatever the machine's setting...
   'guard-deny': {
     label: 'rofiles-guard deny',
     short: 'guard deny',
@@ -51,6 +52,16 @@ export const TARGETS = {
     mount: co => guardMount(co, { ROFILES_GUARD_PASSTHROUGH: '0' }),
     unmount: mp => execFileSync('umount', [mp])
   },
+  // ...except this one: the same core over FUSE's io_uring transport (kernel 6.14+). The kernel
+  // offers the ring only where enable_uring is on; it is turned on for the mount alone (the INIT
+  // that accepts the ring), and put back as it was at once.
+  'guard-uring': {
+    label: 'rofiles-guard deny, FUSE over io_uring',
+    short: 'guard uring',
+    unavailable: uringUnavailable,
+    mount: co => withUring(() => guardMount(co, { ROFILES_GUARD_FUSE_URING: 'on' })),
+    unmount: mp => execFileSync('umount', [mp])
+  },
   // The TypeScript reference server on fuse-native (libfuse 2): not in the default run.
   'guard-reference': {
     label: 'rofiles-guard deny, TypeScript reference',
@@ -65,8 +76,24 @@ export const TARGETS = {
  *  server keeps its request counts for requestsSoFar (ROFILES_GUARD_STATS_FILE, SIGUSR1). */
 function guardMount (co, env = {}, args = []) {
   const mp = mountpoint(co)
-  execFileSync(process.execPath, [CLI, 'mount', ...args, co, mp], { env: { ...process.env, ...env, ROFILES_GUARD_STATS_FILE: `${mp}.stats.json` } })
+  execFileSync(process.execPath, [CLI, 'mount', ...args, co, mp], { env: { ...process.env, ROFILES_GUARD_FUSE_URING: 'off', ...env, ROFILES_GUARD_STATS_FILE: `${mp}.stats.json` } })
   return mp
+}
+
+const URING_PARAM = '/sys/module/fuse/parameters/enable_uring'
+
+/** Why this machine cannot serve FUSE over io_uring, or null. */
+function uringUnavailable () {
+  if (!fs.existsSync(URING_PARAM)) return 'the kernel has no FUSE over io_uring (CONFIG_FUSE_IO_URING, 6.14+)'
+  if (process.getuid() !== 0) return `only root can turn on ${URING_PARAM}`
+  return null
+}
+
+/** fn() with the kernel's enable_uring on, put back as it was afterwards, whatever happens. */
+export function withUring (fn) {
+  const before = fs.readFileSync(URING_PARAM, 'utf8').trim()
+  fs.writeFileSync(URING_PARAM, '1')
+  try { return fn() } finally { fs.writeFileSync(URING_PARAM, before === 'Y' ? '1' : '0') }
 }
 
 /**
@@ -91,7 +118,7 @@ export function requestsSoFar (mp) {
 }
 
 /** The targets a run uses unless told otherwise. */
-export const DEFAULT_TARGETS = Object.keys(TARGETS).filter(t => !TARGETS[t].optional)
+export const DEFAULT_TARGETS = Object.keys(TARGETS).filter(t => !TARGETS[t].optional && !TARGETS[t].unavailable?.())
 
 /** Writes back dirty pages (drop_caches drops only clean ones), then drops the page cache. */
 export function dropCaches () {

@@ -3,7 +3,7 @@
 // teardown looks only at mounts below it. A FUSE mount of someone else's, made here outside that
 // directory, must still be mounted at the end: the run never unmounts what it did not make.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,6 +13,10 @@ const outside = tmpdir()
 let run = ''
 let foreign: { dir: string, mp: string } | null = null
 let reach: { dir: string, mp: string } | null = null
+// npm test's third pass (ROFILES_GUARD_TEST_URING=1): the kernel offers FUSE over io_uring to
+// every mount of the pass; the setting is put back as it was at the end.
+const URING_PARAM = '/sys/module/fuse/parameters/enable_uring'
+let uringBefore: string | null = null
 
 /** Whether another user can reach `dir`: every directory on the way lets others search it. */
 function reachable (dir: string): boolean {
@@ -27,6 +31,14 @@ function mountsUnder (dir: string): string[] {
 }
 
 export function setup (): void {
+  if (process.env.ROFILES_GUARD_TEST_URING === '1') {
+    if (existsSync(URING_PARAM) && process.getuid?.() === 0) {
+      uringBefore = readFileSync(URING_PARAM, 'utf8').trim() === 'Y' ? '1' : '0'
+      writeFileSync(URING_PARAM, '1')
+    } else {
+      process.stderr.write(`FUSE over io_uring is not available here (${URING_PARAM}, as root): this pass runs on /dev/fuse\n`)
+    }
+  }
   run = mkdtempSync(join(outside, 'rg-test-run-'))
   chmodSync(run, 0o755) // tests run commands as another user in mounts below it
   process.env.TMPDIR = run
@@ -53,6 +65,7 @@ export function setup (): void {
 }
 
 export function teardown (): void {
+  if (uringBefore !== null) writeFileSync(URING_PARAM, uringBefore)
   const left = mountsUnder(run)
   for (const m of left) {
     try { execFileSync('umount', ['-l', m]) } catch { /* reported below */ }

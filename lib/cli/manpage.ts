@@ -12,10 +12,11 @@ export const ENVIRONMENT: ReadonlyArray<[string, string]> = [
   ['DEBUG', 'rofiles-guard:* logs what happens, per hook (the server\'s log too); rofiles-guard:fuse adds libfuse\'s raw request trace.'],
   ['ROFILES_GUARD_NATIVE', '0: the TypeScript reference server (fuse-native, libfuse 2) serves the mount instead of the native core; for comparison, slower.'],
   ['ROFILES_GUARD_PASSTHROUGH', '0: the native core never asks the kernel for FUSE passthrough (as root it does by default).'],
+  ['ROFILES_GUARD_FUSE_URING', 'off: the native core never takes the kernel\'s offer of FUSE over io_uring (kernel 6.14+, offered only where root wrote 1 to /sys/module/fuse/parameters/enable_uring) and talks through /dev/fuse.'],
   ['ROFILES_GUARD_SERVER', 'set by rofiles-guard for its own server process (the mount\'s configuration, as JSON); never set it yourself.'],
   ['ROFILES_GUARD_STATS_FILE', 'a file the server writes the requests it has served to (by kind, as JSON) on SIGUSR1; the bench uses it.'],
   ['ROOTHOOK_ROOT, ROOTHOOK_NAME, ROOTHOOK_MODE', 'set for each hook: the new root as the hook sees it, the hook\'s name, the mode.'],
-  ['ROFILES_GUARD_TEST_PKG, ROFILES_GUARD_RACE_SECONDS, ROFILES_GUARD_SOAK, ROFILES_GUARD_SOAK_RUNS, ROFILES_GUARD_BENCH_DIR', 'read by the test suite and the bench only (see docs/testing.md and README.md, Speed).']
+  ['ROFILES_GUARD_TEST_PKG, ROFILES_GUARD_TEST_URING, ROFILES_GUARD_RACE_SECONDS, ROFILES_GUARD_SOAK, ROFILES_GUARD_SOAK_RUNS, ROFILES_GUARD_BENCH_DIR', 'read by the test suite and the bench only (see docs/testing.md and README.md, Speed).']
 ]
 
 /** Examples the man page shows; test/cli.test.ts checks that each names a command and options the CLI has. */

@@ -28,6 +28,8 @@ export type CoreRequest = 'lookup' | 'forget' | 'getattr' | 'setattr' | 'readlin
 export interface CoreStats {
   /** Kernel passthrough was negotiated: opens it serves are read and written by the kernel. */
   passthrough: boolean
+  /** Requests came through FUSE's io_uring transport (kernel 6.14+) rather than /dev/fuse. */
+  uring: boolean
   /** Requests by kind since the mount. */
   requests: Record<CoreRequest, number>
 }

@@ -44,6 +44,9 @@ export interface ServerStats {
   core: 'libfuse3' | 'fuse-native'
   /** Kernel passthrough was negotiated: reads and writes of the files it opens skip the server. */
   passthrough: boolean
+  /** The kernel sent requests through FUSE's io_uring transport (kernel 6.14+, where root turned
+   *  it on: /sys/module/fuse/parameters/enable_uring), not /dev/fuse: the core only. */
+  uring: boolean
   /** Requests by kind since the mount (the core only). */
   requests: Partial<CoreStats['requests']>
 }

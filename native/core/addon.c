@@ -55,6 +55,8 @@ static void *loop (void *arg) {
   fuse_loop_cfg_set_clone_fd(cfg, 0);
   fuse_session_loop_mt(c->se, cfg); // returns once unmounted
   fuse_loop_cfg_destroy(cfg);
+  rg_uring_free(c->uring); // the unmount tore its entries down: its threads have ended
+  c->uring = NULL;
   fuse_session_unmount(c->se);
   uv_async_send(&c->exit_async);
   return NULL;
@@ -99,6 +101,8 @@ static napi_value mount (napi_env env, napi_callback_info info) {
     return NULL;
   }
   c->allow_passthrough = bool_arg(env, argv[5]) && rg_may_passthrough();
+  const char *uring = getenv("ROFILES_GUARD_FUSE_URING");
+  c->allow_uring = !(uring && strcmp(uring, "off") == 0);
   pthread_mutex_init(&c->ev_mut, NULL);
   rg_nodes_init(c);
 
@@ -213,6 +217,8 @@ static napi_value stats (napi_env env, napi_callback_info info) {
   napi_create_object(env, &out);
   napi_get_boolean(env, c->passthrough, &v);
   napi_set_named_property(env, out, "passthrough", v);
+  napi_get_boolean(env, __atomic_load_n(&c->uring_served, __ATOMIC_RELAXED), &v);
+  napi_set_named_property(env, out, "uring", v);
   napi_create_object(env, &req);
 #define RG_STAT_PROP(name, opcode) \
   napi_create_double(env, (double) __atomic_load_n(&c->requests[opcode], __ATOMIC_RELAXED), &v); \

@@ -66,6 +66,8 @@ typedef struct rg_event {
   char path[];
 } rg_event_t;
 
+typedef struct rg_uring rg_uring_t;
+
 typedef struct rg_core {
   struct fuse_session *se;
   char *root;             // the backing root's path
@@ -77,6 +79,10 @@ typedef struct rg_core {
   int init_pt;            // the kernel offers passthrough and the server may use it
   uv_async_t ready_async; // the INIT reply is written: the mount serves
   uint64_t requests[64];  // by opcode (atomic adds)
+  int allow_uring;        // ROFILES_GUARD_FUSE_URING is not "off"
+  rg_uring_t *uring;      // the rings, made at INIT where the kernel offers them
+  int init_uring;         // the INIT reply accepts the ring
+  int uring_served;       // a request came through the ring
   // event queue for JS
   pthread_mutex_t ev_mut;
   rg_event_t *ev_head, *ev_tail;
@@ -155,6 +161,13 @@ int rg_backing_get(rg_core_t *c, rg_node_t *n, int fd);
 void rg_backing_put(rg_core_t *c, rg_node_t *n, int id);
 // Around fuse_reply_open/fuse_reply_create: the reply this thread sends next carries `id`.
 void rg_reply_backing(int id);
+// uring.c: FUSE over io_uring. Made while INIT is handled (NULL where no ring can be made), started
+// once the INIT reply is written; freed (threads joined) after the session ends.
+rg_uring_t *rg_uring_prepare(rg_core_t *c);
+int rg_uring_start(rg_core_t *c, size_t payload);
+void rg_uring_free(rg_uring_t *u);
+// In the session's writev: takes a reply to the ring request this thread serves (1, *written set).
+int rg_uring_reply(struct iovec *iov, int count, ssize_t *written);
 // The number of requests of each kind so far, as "name count" pairs for JS (addon.c).
 #define RG_COUNTED(X) X(lookup, 1) X(forget, 2) X(getattr, 3) X(setattr, 4) X(readlink, 5) X(symlink, 6) \
   X(mknod, 8) X(mkdir, 9) X(unlink, 10) X(rmdir, 11) X(rename, 12) X(link, 13) X(open, 14) X(read, 15) \

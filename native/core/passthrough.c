@@ -18,6 +18,8 @@
 // FUSE_DIRECT_IO_ALLOW_MMAP (kernel 6.6+, protocol 7.39), in init flags2: a file opened with
 // O_DIRECT (served direct_io) may still be mapped shared, as on ext4. libfuse 3.14 cannot ask.
 #define RG_FUSE_DIO_MMAP_FLAGS2 (1u << (36 - 32))
+// FUSE_OVER_IO_URING (kernel 6.14+, protocol 7.42), in init flags2: uring.c.
+#define RG_FUSE_OVER_IO_URING_FLAGS2 (1u << (41 - 32))
 static int init_dio_mmap;
 #define RG_FOPEN_PASSTHROUGH (1u << 7)
 struct rg_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
@@ -44,6 +46,8 @@ static ssize_t io_read (int fd, void *buf, size_t len, void *userdata) {
     c->init_unique = h->unique;
     c->init_pt = c->allow_passthrough && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_PASSTHROUGH_FLAGS2);
     init_dio_mmap = (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_DIO_MMAP_FLAGS2);
+    if (c->allow_uring && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_OVER_IO_URING_FLAGS2) && !c->uring)
+      c->uring = rg_uring_prepare(c);
   }
   return n;
 }
@@ -65,8 +69,20 @@ static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) 
         RG_MAX_STACK_DEPTH(o) = 1; // backing files are on an ordinary filesystem
         c->passthrough = 1;
       }
+      size_t payload = 0;
+      if (h->error == 0 && c->uring && iov[1].iov_len >= offsetof(struct fuse_init_out, max_pages) + sizeof(uint16_t)) {
+        struct fuse_init_out *o = iov[1].iov_base;
+        o->flags |= FUSE_INIT_EXT;
+        o->flags2 |= RG_FUSE_OVER_IO_URING_FLAGS2;
+        c->init_uring = 1;
+        // The kernel's own bound on a request's payload (fuse_uring_create).
+        payload = o->max_write > 8192 ? o->max_write : 8192;
+        if ((size_t) o->max_pages * 4096 > payload) payload = (size_t) o->max_pages * 4096;
+        if (payload < 1u << 20) payload = 1u << 20; // max_pages may be raised later; never below it
+      }
       c->init_unique = 0;
       ssize_t n = writev(fd, iov, count);
+      if (n > 0 && c->init_uring) rg_uring_start(c, payload);
       uv_async_send(&c->ready_async);
       return n;
     } else if (h->error == 0 && pending_backing > 0 && iov[count - 1].iov_len >= sizeof(struct fuse_open_out)) {
@@ -76,6 +92,8 @@ static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) 
       RG_BACKING_ID(o) = (uint32_t) pending_backing;
     }
   }
+  ssize_t written;
+  if (c->init_uring && rg_uring_reply(iov, count, &written)) return written;
   return writev(fd, iov, count);
 }
 
