@@ -76,19 +76,21 @@ export function ratioChart ({ title, groups, series }) {
       if (!v || !(v.median > 0)) return
       const x = gx + si * 16
       const top = Math.min(f(v.median), f(1)); const h = Math.abs(f(v.median) - f(1))
-      out.push(`<rect x="${x}" y="${top}" width="12" height="${Math.max(h, 1)}" fill="${color(s.id === 'native' ? 'native' : 'rofiles-fuse')}"><title>${esc(s.label)}: ${v.median.toFixed(2)} (${v.min.toFixed(2)}-${v.max.toFixed(2)})</title></rect>`)
+      out.push(`<rect x="${x}" y="${top}" width="12" height="${Math.max(h, 1)}" fill="${color(s.id)}"><title>${esc(s.label)}: ${v.median.toFixed(2)} (${v.min.toFixed(2)}-${v.max.toFixed(2)})</title></rect>`)
       out.push(`<line x1="${x + 6}" x2="${x + 6}" y1="${f(v.max)}" y2="${f(v.min)}" stroke="black"/>`)
     })
     out.push(`<text transform="translate(${gx + series.length * 8},${y0 + 10}) rotate(35)" font-size="10">${esc(g.label)}</text>`)
   })
-  out.push(...legend(series.map(s => ({ ...s, id: s.id === 'native' ? 'native' : 'rofiles-fuse' })), W, H - rowsH - 6).out)
+  out.push(...legend(series, W, H - rowsH - 6).out)
   out.push('</svg>')
   return out.join('\n')
 }
 
 /** points: { [series]: [[x, seconds], ...] } */
 export function lineChart ({ title, xLabel, points, series }) {
-  const W = 560; const H = 340; const x0 = 60; const x1 = W - 50; const y0 = H - 60; const y1 = 40
+  const W = 560; const x0 = 60; const x1 = W - 50
+  const rowsH = Math.ceil(series.length / Math.max(1, Math.floor((W - 70) / LEGEND_ENTRY))) * 16
+  const H = 324 + rowsH; const y0 = 280; const y1 = 40
   const xs = Object.values(points).flat().map(p => p[0])
   const ys = Object.values(points).flat().map(p => p[1]).filter(v => v > 0)
   const sy = logScale(Math.min(...ys), Math.max(...ys), y0, y1)
@@ -99,13 +101,13 @@ export function lineChart ({ title, xLabel, points, series }) {
   for (const t of sy.ticks) out.push(`<line x1="${x0}" x2="${x1}" y1="${sy.f(t)}" y2="${sy.f(t)}" stroke="#ddd"/><text x="${x0 - 5}" y="${sy.f(t) + 4}" text-anchor="end">${tickLabel(t)}</text>`)
   for (const x of [...new Set(xs)]) out.push(`<text x="${fx(x)}" y="${y0 + 15}" text-anchor="middle">${x}</text>`)
   out.push(`<text x="${(x0 + x1) / 2}" y="${y0 + 32}" text-anchor="middle">${esc(xLabel)}</text>`)
-  series.forEach((s, si) => {
+  series.forEach(s => {
     const pts = (points[s.id] ?? []).filter(p => p[1] > 0)
     if (!pts.length) return
     out.push(`<polyline fill="none" stroke="${color(s.id)}" stroke-width="2" points="${pts.map(p => `${fx(p[0])},${sy.f(p[1])}`).join(' ')}"/>`)
     for (const p of pts) out.push(`<circle cx="${fx(p[0])}" cy="${sy.f(p[1])}" r="3" fill="${color(s.id)}"/>`)
-    out.push(`<rect x="${x0 + si * 150}" y="${H - 16}" width="10" height="10" fill="${color(s.id)}"/><text x="${x0 + 14 + si * 150}" y="${H - 7}">${esc(s.label)}</text>`)
   })
+  out.push(...legend(series, W, H - rowsH - 6).out)
   out.push('</svg>')
   return out.join('\n')
 }

@@ -30,7 +30,8 @@ so that a slow moment of the machine hits them all.
   --source SRC       the tree: usr-include (default, /usr/include) or gen-N (N generated files)
   --targets LIST     comma-separated, of: ${Object.keys(TARGETS).join(', ')}
                      (default: all but ${Object.keys(TARGETS).filter(t => !DEFAULT_TARGETS.includes(t)).join(', ')})
-  --workloads LIST   comma-separated, of: ${WORKLOADS.map(w => w.id).join(', ')}
+  --workloads LIST   comma-separated; the names the table and charts show:
+${WORKLOADS.map(w => `                       ${w.id.padEnd(10)} ${w.label}`).join('\n')}
   --scaling LIST     tree sizes for the scaling run (default 1000,10000,100000)
   --no-scaling       skip the scaling run
   --out DIR          where results go (default ${join(CACHE, 'results')})
@@ -224,7 +225,7 @@ function table (results, wide) {
     if (!res) continue
     const flag = t => (res.implausible?.includes(t) ? '!' : '')
     const cell = t => !res[t] ? '-' : `${res[t].median.toFixed(3)}${wide && !oneRun ? ` ±${((res[t].max - res[t].min) / 2).toFixed(3)}` : ''}${flag(t)}`
-    rows.push([w.label, ...shown.map(cell), ...pairs.map(p => fmtRatio(ratio(res[p.a], res[p.b]), oneRun))])
+    rows.push([w.id, ...shown.map(cell), ...pairs.map(p => fmtRatio(ratio(res[p.a], res[p.b]), oneRun))])
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map(r => String(r[i]).length)))
   return rows.map(r => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ')).join('\n')
@@ -232,7 +233,8 @@ function table (results, wide) {
 
 /** The SVG charts of a run's report, by file name. */
 function drawCharts (report) {
-  const label = id => WORKLOADS.find(w => w.id === id)?.label ?? id
+  // Workloads by the names --workloads takes (their descriptions are in --help).
+  const label = id => id
   const ids = Object.keys(report.results)
   const roundsNote = report.runs === 1 ? '1 round, no warm-up: noise' : `median of ${report.runs} rounds`
   const out = {
@@ -240,11 +242,19 @@ function drawCharts (report) {
       title: `seconds per workload, log scale: lower is better (${report.source}, ${roundsNote})`,
       groups: ids.map(w => ({ label: label(w), values: Object.fromEntries(report.targets.map(t => [t, report.results[w][t]?.median])) })),
       series: report.targets.map(t => ({ id: t, label: TARGETS[t]?.label ?? t }))
-    }),
-    'ratios.svg': ratioChart({
-      title: 'rofiles-guard (deny) against rofiles-fuse and against native: below 1 is faster',
-      groups: ids.map(w => ({ label: label(w), values: { 'rofiles-fuse': ratio(report.results[w]['guard-deny'], report.results[w]['rofiles-fuse']), native: ratio(report.results[w]['guard-deny'], report.results[w].native) } })),
-      series: [{ id: 'rofiles-fuse', label: 'rofiles-guard deny / rofiles-fuse' }, { id: 'native', label: 'rofiles-guard deny / native' }]
+    })
+  }
+  // Ratios of the pairs this run measured (a pair whose two targets both ran).
+  const pairs = [
+    { a: 'guard-deny', b: 'rofiles-fuse', id: 'rofiles-fuse', label: 'rofiles-guard deny / rofiles-fuse' },
+    { a: 'guard-deny', b: 'native', id: 'native', label: 'rofiles-guard deny / native' },
+    { a: 'guard-uring', b: 'guard-deny', id: 'uring', label: 'FUSE over io_uring / over /dev/fuse' }
+  ].filter(p => report.targets.includes(p.a) && report.targets.includes(p.b))
+  if (pairs.length) {
+    out['ratios.svg'] = ratioChart({
+      title: 'ratios of medians, per workload: below 1 is faster',
+      groups: ids.map(w => ({ label: label(w), values: Object.fromEntries(pairs.map(p => [p.id, ratio(report.results[w][p.a], report.results[w][p.b])])) })),
+      series: pairs.map(p => ({ id: p.id, label: p.label }))
     })
   }
   if (report.scaling) {
@@ -310,7 +320,7 @@ if (scaling.length) {
   for (const n of scaling) {
     for (const w of sw) {
       const res = scalingResults[n][w.id]
-      srows.push([n, w.label, ...st.map(t => res[t].median.toFixed(3)), res['guard-deny'] && res['rofiles-fuse'] ? (res['guard-deny'].median / res['rofiles-fuse'].median).toFixed(2) : '-'])
+      srows.push([n, w.id, ...st.map(t => res[t].median.toFixed(3)), res['guard-deny'] && res['rofiles-fuse'] ? (res['guard-deny'].median / res['rofiles-fuse'].median).toFixed(2) : '-'])
     }
   }
   const sw2 = srows[0].map((_, i) => Math.max(...srows.map(r => String(r[i]).length)))
