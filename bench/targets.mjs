@@ -1,6 +1,7 @@
 // What a workload runs against: the checkout itself, or a FUSE mount of it.
 import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
@@ -60,6 +61,14 @@ export const TARGETS = {
     short: 'guard uring',
     unavailable: uringUnavailable,
     mount: co => withUring(() => guardMount(co, { ROFILES_GUARD_FUSE_URING: 'on' })),
+    unmount: mp => execFileSync('umount', [mp])
+  },
+  // The thread model: libfuse's loop on /dev/fuse with at most one thread per CPU instead of 16.
+  'guard-threads': {
+    label: 'rofiles-guard deny, one /dev/fuse thread per CPU',
+    short: 'guard 1/cpu',
+    optional: true,
+    mount: co => guardMount(co, { ROFILES_GUARD_FUSE_THREADS: String(os.cpus().length) }),
     unmount: mp => execFileSync('umount', [mp])
   },
   // The TypeScript reference server on fuse-native (libfuse 2): not in the default run.

@@ -272,3 +272,50 @@ describe('the README\'s commit and layer blocks, on a real sysroot', () => {
     }, 120_000)
   }
 })
+
+// The Bad input table: each row's message, with its placeholder paths made real, is what the CLI
+// says for that input (one line, "rofiles-guard: " first, a non-zero exit).
+describe('the README\'s bad-input table', () => {
+  /** The table's first message of the row whose first cell starts with `input`. */
+  function message (input: string): string {
+    const section = README.slice(README.indexOf('## Bad input'), README.indexOf('## Security'))
+    const row = section.split('\n').find(l => l.startsWith(`| ${input}`))
+    expect(row, input).toBeDefined()
+    const cell = row!.split(' | ')[1]!
+    const m = /``\s?(.+?)\s?``|`([^`]+)`/.exec(cell)!
+    return m[1] ?? m[2]!
+  }
+
+  it('says what the CLI says, word for word', () => {
+    const d = join(work, 'bad')
+    const src = join(d, 'src')
+    fs.mkdirSync(join(src, 'b'), { recursive: true })
+    fs.mkdirSync(join(d, 'mnt'))
+    fs.mkdirSync(join(d, 'hooks'))
+    const x = join(d, 'x'); const m = join(d, 'm'); const h = join(d, 'h')
+    const cases: Array<[string, string[], Record<string, string>]> = [
+      ['source (mount) or root', ['run-hooks', '--root', x, '--hooks-dir', join(d, 'hooks')], { '/x': x }],
+      ['mountpoint missing', ['mount', src, m], { '/m': m }],
+      ['source inside the mountpoint', ['mount', src, join(src, 'b')], { '/a': src, '/b': join(src, 'b') }],
+      ['the running system\'s root', ['run-hooks', '--root', '/', '--hooks-dir', join(d, 'hooks')], {}],
+      ['an empty root', ['run-hooks', '--root', '', '--hooks-dir', join(d, 'hooks')], {}],
+      ['unknown mode / sandbox', ['mount', '--mode', 'x', src, join(d, 'mnt')], {}],
+      ['`--copyup` with `--read-only`', ['mount', '--copyup', '--read-only', src, join(d, 'mnt')], {}],
+      ['unknown option, missing or extra argument', ['mount', '--x'], {}],
+      ['`--timeout` not a positive number', ['run-hooks', '--root', src, '--hooks-dir', join(d, 'hooks'), '--timeout', '0'], {}],
+      ['`--report` in a directory that does not exist', ['run-hooks', '--root', src, '--hooks-dir', join(d, 'hooks'), '--report', `${x}/r.json`], { '/x': x }],
+      ['hooks directory missing', ['run-hooks', '--root', src, '--hooks-dir', h], { '/h': h }],
+      ['unknown engine', ['run-hooks', '--root', src, '--hooks-dir', join(d, 'hooks'), '--engine', 'x'], {}],
+      ['`--engine kernel` with mode deny', ['run-hooks', '--root', src, '--hooks-dir', join(d, 'hooks'), '--engine', 'kernel', '--mode', 'deny'], {}],
+      ['`unmount` of something that is not our mount', ['unmount', x], { '/x': x }]
+    ]
+    for (const [input, args, paths] of cases) {
+      let want = message(input)
+      // Each placeholder path (/x, /m, /a, /b, /h) where it stands as a path, in one pass.
+      if (Object.keys(paths).length) want = want.replace(new RegExp(`(${Object.keys(paths).join('|')})(?=[ /:)]|$)`, 'g'), p => paths[p]!)
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' })
+      expect(r.status, input).not.toBe(0)
+      expect(r.stderr, input).toBe(`rofiles-guard: ${want}\n`)
+    }
+  })
+})

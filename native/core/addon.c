@@ -51,13 +51,17 @@ static void on_session_end (uv_async_t *a) {
 static void *loop (void *arg) {
   rg_core_t *c = arg;
   struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, 16);
+  // Threads serving /dev/fuse, started as requests wait (libfuse's multi-threaded loop). 16 by
+  // default; ROFILES_GUARD_FUSE_THREADS for the bench's comparison of thread models.
+  const char *threads = getenv("ROFILES_GUARD_FUSE_THREADS");
+  int max_threads = threads ? atoi(threads) : 0;
+  fuse_loop_cfg_set_max_threads(cfg, max_threads > 0 && max_threads <= 64 ? (unsigned) max_threads : 16);
   fuse_loop_cfg_set_clone_fd(cfg, 0);
   fuse_session_loop_mt(c->se, cfg); // returns once unmounted
   fuse_loop_cfg_destroy(cfg);
-  rg_uring_free(c->uring); // the unmount tore its entries down: its threads have ended
-  c->uring = NULL;
   fuse_session_unmount(c->se);
+  rg_uring_free(c->uring); // the unmount ended the ring's entries, and with them its threads
+  c->uring = NULL;
   uv_async_send(&c->exit_async);
   return NULL;
 }
