@@ -10,6 +10,8 @@ import { copyHostPrograms } from '../dist/hooks/userland.js'
 import { CLI, PKG } from './helpers/cli.js'
 import { emptyDir, fsck, rmrf, sh, snapshotObjects } from './helpers/fixture.js'
 import { useSysroot } from './helpers/sysroot.js'
+import { URING_PARAM, uringUnavailable } from './helpers/uring.js'
+import { mountGuard } from '../dist/index.js'
 
 interface Block { lang: string, text: string, heading: string }
 
@@ -65,7 +67,8 @@ const KNOWN = [
   '✓ 10-add-file', // here: the output of the block above
   "import { mountGuard, withGuard, runHooks, formatReport, HookFailedError } from 'rofiles-guard'", // here: type-checked and run
   'rofiles-guard commit-hooks --repo /ostree/repo', // here: run on a sysroot
-  'rofiles-guard layer-hooks --repo /ostree/repo' // here: run on a sysroot
+  'rofiles-guard layer-hooks --repo /ostree/repo', // here: run on a sysroot
+  'echo 1 > /sys/module/fuse/parameters/enable_uring' // here: run, a mount made, the setting put back
 ]
 
 let work: string
@@ -317,5 +320,31 @@ describe('the README\'s bad-input table', () => {
       expect(r.status, input).not.toBe(0)
       expect(r.stderr, input).toBe(`rofiles-guard: ${want}\n`)
     }
+  })
+})
+
+describe('the README\'s io_uring block', () => {
+  const why = uringUnavailable()
+  it.skipIf(why !== null)(`turns the ring on for the mounts made after it${why ? ` (skipped: ${why})` : ''}`, async () => {
+    const [line] = commands(block('echo 1 > /sys/module/fuse/parameters/enable_uring'))
+    expect(line).toBe(`echo 1 > ${URING_PARAM}`)
+    const before = fs.readFileSync(URING_PARAM, 'utf8').trim() === 'Y' ? '1' : '0'
+    const co = join(work, 'uring-root')
+    sh('ostree', ['checkout', `--repo=${repo}`, '-H', 'os', co])
+    let guard: Awaited<ReturnType<typeof mountGuard>> | undefined
+    try {
+      expect(run(line!).status).toBe(0)
+      guard = await mountGuard(co, { mode: 'deny' })
+    } finally {
+      fs.writeFileSync(URING_PARAM, before) // machine-wide: put back at once
+    }
+    try {
+      fs.writeFileSync(join(guard.mountpoint, 'tmp/new'), 'x')
+      expect((await guard.stats()).uring).toBe(true)
+    } finally {
+      await guard.unmount()
+    }
+    rmrf(co)
+    fsck(repo)
   })
 })
