@@ -227,4 +227,29 @@ describe('commit-hooks, status and gc on a real sysroot', () => {
     expect(expectOneLineError(cli(['status', '--sysroot', work]))).toMatch(/is not an ostree sysroot/)
     expect(expectOneLineError(cli(['gc']))).toMatch(/gc needs --repo REPO/)
   })
+
+  // bwrap's probe is a process of its own: an up-to-date answer needs no sandbox, so it starts
+  // none; a run with work probes it before checking anything out.
+  it('the default sandbox is probed only once a hook will run: up to date where bwrap cannot start; a run stops before its checkout', async () => {
+    commitBase('base/s', '6.1.0-s', 's')
+    const d = hooksDir({ '10-sb': 'echo sandboxed > /usr/lib/sb' })
+    const first = await commitHooks({ repo, base: 'base/s', hooksDir: d, ref: 'hooks/s' })
+    expect(first.cached).toBe(false)
+    expect(first.report!.sandbox).toBe('bwrap')
+    const bin = fs.mkdtempSync(join(work, 'nobwrap-'))
+    fs.writeFileSync(join(bin, 'bwrap'), '#!/bin/sh\necho "bwrap: No permissions to creating new namespace" >&2\nexit 1\n', { mode: 0o755 })
+    const env = { PATH: `${bin}:${process.env.PATH ?? ''}` }
+    try {
+      const again = cli(['commit-hooks', '--repo', repo, '--base', 'base/s', '--hooks-dir', d, '--ref', 'hooks/s'], [], env)
+      expect(again.status, again.stderr).toBe(0)
+      expect(again.stdout).toContain('up to date: hooks/s is')
+      const forced = cli(['commit-hooks', '--repo', repo, '--base', 'base/s', '--hooks-dir', d, '--ref', 'hooks/s', '--force'], [], env)
+      expect(expectOneLineError(forced)).toMatch(/^rofiles-guard: sandbox bwrap unavailable: /)
+      expect(fs.readdirSync(join(repo, 'tmp')).filter(n => n.startsWith('rofiles-guard-'))).toEqual([]) // nothing checked out
+      expect(sh('ostree', ['rev-parse', `--repo=${repo}`, 'hooks/s']).trim()).toBe(first.commit)
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true })
+      sh('ostree', ['refs', `--repo=${repo}`, '--delete', 'hooks/s', 'base/s'])
+    }
+  })
 })

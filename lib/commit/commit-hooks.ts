@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import type { RunReport } from '../hooks/report.js'
-import { runPlanned } from '../hooks/run.js'
+import { ensureSandbox, runPlanned } from '../hooks/run.js'
 import { planCommit, type CommitPlanOptions } from './plan.js'
 import { logger } from '../log.js'
 import { checkoutHardlinked, commitOnTop, diffCounts, metadataString, readRef, scratchDir } from '../ostree.js'
@@ -50,6 +50,7 @@ export async function commitHooks (opts: CommitHooksOptions): Promise<CommitHook
     }
   }
 
+  await ensureSandbox(run) // before the checkout: a sandbox that cannot start costs nothing
   const scratch = scratchDir(repo, 'rofiles-guard-', 'a scratch checkout', 'commit-hooks needs write access to the repository; run it as the repository\'s owner')
   try {
     const root = join(scratch, 'root')

@@ -14,7 +14,7 @@ import { GuardError } from '../errors.js'
 import { HookFailedError } from '../hooks/errors.js'
 import type { Hook } from '../hooks/discover.js'
 import type { HookReport } from '../hooks/report.js'
-import { runPlanned } from '../hooks/run.js'
+import { ensureSandbox, runPlanned } from '../hooks/run.js'
 import { chooseEngine } from '../mount/engine.js'
 import { openKernelView } from '../mount/overlay.js'
 import { copyDirAttrs, isOverlayXattr } from '../mount/upper.js'
@@ -181,6 +181,7 @@ export async function layerHooks (opts: LayerHooksOptions): Promise<LayerHooksRe
     }
   }
 
+  await ensureSandbox(plan.run) // before any checkout: a sandbox that cannot start costs nothing
   const scratch = scratchDir(repo, 'rofiles-guard-layers-', 'scratch checkouts', 'layer-hooks needs write access to the repository; run it as the repository\'s owner')
   const results: LayerResult[] = new Array(discovery.hooks.length)
   const failures: HookFailedError[] = []

@@ -39,6 +39,7 @@ export async function planCommit (opts: CommitPlanOptions): Promise<CommitPlan> 
   const repo = checkRepo(opts.repo)
   const base = await resolveRev(repo, opts.base, 'base')
   await checkNewRef(repo, opts.ref)
-  const run = await planRun({ ...opts, mode: opts.mode ?? 'copyup' })
+  // The sandbox is checked once a hook is known to run: an up-to-date answer starts no bwrap.
+  const run = await planRun({ ...opts, mode: opts.mode ?? 'copyup' }, undefined, { deferSandbox: true })
   return { repo, base, sandbox: run.sandbox, mode: run.mode, discovery: run.discovery, run }
 }

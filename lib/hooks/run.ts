@@ -264,11 +264,13 @@ export interface RunPlan {
   discovery: Discovery
   /** The root, checked (real path), where it was given. */
   root?: string
+  /** The sandbox was found usable (checkSandbox); a plan made with `deferSandbox` is not yet. */
+  sandboxChecked: boolean
 }
 
 /** Checks a run's options (and `root`, where given) and reads the hooks directory: the RunPlan,
  *  or the first mistake, in the order a user meets them. */
-export async function planRun (opts: RunHooksOptions, root?: string): Promise<RunPlan> {
+export async function planRun (opts: RunHooksOptions, root?: string, { deferSandbox = false } = {}): Promise<RunPlan> {
   const mode = checkMode(opts.mode)
   const engine = engineOf(opts.engine)
   const sandbox = sandboxOf(opts.sandbox)
@@ -280,8 +282,17 @@ export async function planRun (opts: RunHooksOptions, root?: string): Promise<Ru
   const discovery = discoverHooks(opts.hooksDir ?? DEFAULT_HOOKS_DIR)
   if (opts.strict) refuseUnrunnable(discovery)
   opts.onDiscovered?.(discovery)
-  await checkSandbox(sandbox)
-  return { mode, engine, sandbox, timeoutMs, graceMs: opts.killGraceMs ?? 5000, discovery, ...(rootReal !== undefined ? { root: rootReal } : {}) }
+  const plan: RunPlan = { mode, engine, sandbox, timeoutMs, graceMs: opts.killGraceMs ?? 5000, discovery, ...(rootReal !== undefined ? { root: rootReal } : {}), sandboxChecked: false }
+  if (!deferSandbox) await ensureSandbox(plan)
+  return plan
+}
+
+/** Checks the plan's sandbox once (bwrap's probe costs a process): before the first hook, or, for
+ *  a plan made with deferSandbox (commit-hooks, layer-hooks), once it is known a hook will run. */
+export async function ensureSandbox (plan: RunPlan): Promise<void> {
+  if (plan.sandboxChecked) return
+  await checkSandbox(plan.sandbox)
+  plan.sandboxChecked = true
 }
 
 const fuseCertain = (engine: Engine, mode: Mode): boolean => engine === 'fuse' || mode === 'deny'
@@ -295,6 +306,7 @@ export async function runPlanned (plan: RunPlan, rootArg: string, opts: Pick<Run
   const { mode, sandbox, timeoutMs, graceMs, discovery } = plan
   let root: string, engine: 'fuse' | 'kernel', rootHasObjects: boolean, osTree: boolean
   try {
+    await ensureSandbox(plan)
     // The plan's own root was checked when it was made.
     root = rootArg === plan.root ? plan.root : checkSource(rootArg, 'root')
     engine = view !== undefined ? view.engine : await chooseEngine(plan.engine, mode, root)
