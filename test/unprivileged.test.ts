@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, PKG } from './helpers/cli.js'
 import { buildTree, emptyDir, rmrf, snapshotObjects, type ObjectState } from './helpers/fixture.js'
+import { URING_PARAM, uringUnavailable, withSetting } from './helpers/uring.js'
 
 const USER = `rgu${process.pid}`
 const RUNNER = join(PKG, 'test/helpers/user-run.mjs')
@@ -117,6 +118,20 @@ describe('the SPEC table as a user, on a user-mode checkout of a bare-user repos
       })
     }
   }
+})
+
+// A user's mount (through fusermount3) takes the ring too where root turned it on: io_uring
+// needs no capability. The setting is on for the job's mount alone, and put back.
+describe('FUSE over io_uring as a user', () => {
+  const why = uringUnavailable()
+  it.skipIf(why !== null)(`a copy-up through the ring, as on /dev/fuse${why ? ` (skipped: ${why})` : ''}`, async () => {
+    const r = await withSetting(URING_PARAM, '1', async () => job<RowResult & { uring: boolean }>({ kind: 'row', repo, ref: 'test', co: fresh(), mode: 'copyup', op: MUTATIONS[0], path: 'etc/conf' }))
+    expect(r.uring).toBe(true)
+    expect(r.outcome).toBe('ok')
+    expect(r.before!.nlink).toBeGreaterThan(1)
+    expect(r.after!.ino).not.toBe(r.before!.ino)
+    expect(r.after!.uid).toBe(uid)
+  })
 })
 
 describe('a copy-up in a user-mode checkout, committed', () => {

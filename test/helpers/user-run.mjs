@@ -65,9 +65,9 @@ async function row () {
   const before = state(join(co, job.path))
   const guard = await mountGuard(co, { mode: job.mode })
   const got = outcome(() => OPS[job.op](join(guard.mountpoint, job.path)))
-  const { core, passthrough } = await guard.stats()
+  const { core, passthrough, uring } = await guard.stats()
   await guard.unmount()
-  return { outcome: got, before, after: state(join(co, job.path)), xattrs: xattrs(join(co, job.path)), served: { core, passthrough } }
+  return { outcome: got, before, after: state(join(co, job.path)), xattrs: xattrs(join(co, job.path)), served: { core, passthrough }, uring }
 }
 
 async function hooks () {
