@@ -188,8 +188,19 @@ function summarize ({ samples, disk, requests }) {
       if (disk[w]?.[t]) out[w][t].diskSectorsRead = disk[w][t]
       // Where the time goes: what the guard was asked, per file of the fixture.
       if (requests[w]?.[t]) {
-        out[w][t].requests = requestMedians(requests[w][t])
-        out[w][t].requestsPerFile = requestMedians(requests[w][t], files)
+        const counts = requests[w][t].map(r => Object.fromEntries(Object.entries(r).filter(([k]) => !k.startsWith('ns:'))))
+        out[w][t].requests = requestMedians(counts)
+        out[w][t].requestsPerFile = requestMedians(counts, files)
+        // Per request: the wall-clock time of the workload, and the server's part of it (arrival
+        // to reply); the rest is the kernel, the transport and the workload's own work.
+        const count = entries => entries.reduce((n, [k, v]) => n + (k.startsWith('ns:') ? 0 : v), 0)
+        const nanos = entries => entries.reduce((n, [k, v]) => n + (k.startsWith('ns:') ? v : 0), 0)
+        const perRound = requests[w][t].map((r, i) => ({ n: count(Object.entries(r)), ns: nanos(Object.entries(r)), s: a[i] }))
+        const withRequests = perRound.filter(x => x.n > 0)
+        if (withRequests.length) {
+          out[w][t].usPerRequest = Number(median(withRequests.map(x => x.s * 1e6 / x.n)).toFixed(1))
+          out[w][t].serverUsPerRequest = Number(median(withRequests.map(x => x.ns / 1000 / x.n)).toFixed(1))
+        }
       }
     }
     // A FUSE target faster than native beyond the spread of both cannot be: the method is off.

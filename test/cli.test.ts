@@ -125,7 +125,7 @@ describe('rofiles-guard mount', () => {
     })
   }
 
-  it('with ROFILES_GUARD_STATS_FILE, SIGUSR1 to the server writes the requests it has served (the bench\'s accounting)', async () => {
+  it('with ROFILES_GUARD_STATS_FILE, SIGUSR1 to the server writes the requests it has served and its time on them (the bench\'s accounting)', async () => {
     const { co, mp } = fresh()
     const file = join(emptyDir('rg-stats-'), 'stats.json')
     dirs.push(join(file, '..'))
@@ -136,10 +136,14 @@ describe('rofiles-guard mount', () => {
       const pid = Number(execFileSync('pgrep', ['-f', `server/main.js --mountpoint ${fs.realpathSync(mp)}$`], { encoding: 'utf8' }).trim().split('\n')[0])
       process.kill(pid, 'SIGUSR1')
       for (let i = 0; i < 100 && !fs.existsSync(file); i++) await sleep(20)
-      const stats = JSON.parse(fs.readFileSync(file, 'utf8')) as { core: string, requests: Record<string, number> }
+      const stats = JSON.parse(fs.readFileSync(file, 'utf8')) as { core: string, requests: Record<string, number>, serverNs: Record<string, number> }
       expect(stats.core).toBe('libfuse3')
       expect(stats.requests.open).toBeGreaterThanOrEqual(1)
       expect((stats.requests.lookup ?? 0) + (stats.requests.readdirplus ?? 0)).toBeGreaterThan(0)
+      // The server's time on each kind it served (arrival to reply): some, and none for a kind not served.
+      expect(stats.serverNs.open).toBeGreaterThan(0)
+      expect(stats.serverNs.mknod).toBe(0)
+      expect(stats.requests.mknod).toBe(0)
     } finally { execFileSync('umount', [mp]) }
   })
 

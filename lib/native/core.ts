@@ -32,6 +32,8 @@ export interface CoreStats {
   uring: boolean
   /** Requests by kind since the mount. */
   requests: Record<CoreRequest, number>
+  /** Nanoseconds the server spent on each kind, from a request's arrival to its reply. */
+  serverNs: Record<CoreRequest, number>
 }
 
 export interface CoreMountOptions {

@@ -208,7 +208,7 @@ function serveReference (config: ServerConfig, journal: Journal, backing: Backin
     if (err) fail('MOUNT_FAILED', `cannot mount ${config.mountpoint}: ${err.message}`)
     ready()
   })
-  return { drain: () => {}, stats: () => ({ core: 'fuse-native', passthrough: false, uring: false, requests: {} }) }
+  return { drain: () => {}, stats: () => ({ core: 'fuse-native', passthrough: false, uring: false, requests: {}, serverNs: {} }) }
 }
 
 main()

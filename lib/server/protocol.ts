@@ -49,4 +49,7 @@ export interface ServerStats {
   uring: boolean
   /** Requests by kind since the mount (the core only). */
   requests: Partial<CoreStats['requests']>
+  /** Nanoseconds spent serving each kind, from a request's arrival in the server to its reply
+   *  written (the core only): the server's part of a request's round trip. */
+  serverNs: Partial<CoreStats['serverNs']>
 }

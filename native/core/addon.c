@@ -230,6 +230,13 @@ static napi_value stats (napi_env env, napi_callback_info info) {
   RG_COUNTED(RG_STAT_PROP)
 #undef RG_STAT_PROP
   napi_set_named_property(env, out, "requests", req);
+  napi_create_object(env, &req);
+#define RG_STAT_NS(name, opcode) \
+  napi_create_double(env, (double) __atomic_load_n(&c->server_ns[opcode], __ATOMIC_RELAXED), &v); \
+  napi_set_named_property(env, req, #name, v);
+  RG_COUNTED(RG_STAT_NS)
+#undef RG_STAT_NS
+  napi_set_named_property(env, out, "serverNs", req);
   return out;
 }
 

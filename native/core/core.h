@@ -79,6 +79,7 @@ typedef struct rg_core {
   int init_pt;            // the kernel offers passthrough and the server may use it
   uv_async_t ready_async; // the INIT reply is written: the mount serves
   uint64_t requests[64];  // by opcode (atomic adds)
+  uint64_t server_ns[64]; // by opcode: from a request's arrival in the server to its reply written
   int allow_uring;        // ROFILES_GUARD_FUSE_URING is not "off"
   rg_uring_t *uring;      // the rings, made at INIT where the kernel offers them
   int init_uring;         // the INIT reply accepts the ring
@@ -161,6 +162,11 @@ int rg_backing_get(rg_core_t *c, rg_node_t *n, int fd);
 void rg_backing_put(rg_core_t *c, rg_node_t *n, int id);
 // Around fuse_reply_open/fuse_reply_create: the reply this thread sends next carries `id`.
 void rg_reply_backing(int id);
+// The time the server spends on a request, from its arrival to its reply (passthrough.c): begun
+// where the request is read (or taken from the ring), ended where its reply is sent.
+struct fuse_in_header;
+void rg_request_begin(rg_core_t *c, const struct fuse_in_header *h);
+void rg_request_end(rg_core_t *c, uint64_t unique);
 // uring.c: FUSE over io_uring. Made while INIT is handled (NULL where no ring can be made), started
 // once the INIT reply is written; freed (threads joined) after the session ends.
 rg_uring_t *rg_uring_prepare(rg_core_t *c);

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 // Linux 6.9's additions to the protocol (7.40), which Debian 12's linux/fuse.h predates.
@@ -31,6 +32,29 @@ struct rg_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
 
 static __thread int pending_backing;
 
+// The request this thread is serving: its kind, id and arrival (CLOCK_MONOTONIC, ns).
+static __thread struct { uint64_t unique, t0; uint32_t opcode; } current;
+
+static uint64_t now_ns (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+void rg_request_begin (rg_core_t *c, const struct fuse_in_header *h) {
+  if (h->opcode >= 64) return;
+  __atomic_add_fetch(&c->requests[h->opcode], 1, __ATOMIC_RELAXED);
+  current.unique = h->unique;
+  current.opcode = h->opcode;
+  current.t0 = now_ns();
+}
+
+void rg_request_end (rg_core_t *c, uint64_t unique) {
+  if (unique == 0 || unique != current.unique) return; // a notification, or not this thread's
+  __atomic_add_fetch(&c->server_ns[current.opcode], now_ns() - current.t0, __ATOMIC_RELAXED);
+  current.unique = 0;
+}
+
 void rg_reply_backing (int id) {
   pending_backing = id;
 }
@@ -40,7 +64,7 @@ static ssize_t io_read (int fd, void *buf, size_t len, void *userdata) {
   ssize_t n = read(fd, buf, len);
   if (n < (ssize_t) sizeof(struct fuse_in_header)) return n;
   const struct fuse_in_header *h = buf;
-  if (h->opcode < 64) __atomic_add_fetch(&c->requests[h->opcode], 1, __ATOMIC_RELAXED);
+  rg_request_begin(c, h);
   if (h->opcode == FUSE_INIT && (size_t) n >= sizeof(*h) + sizeof(struct fuse_init_in)) {
     const struct fuse_init_in *in = (const void *) (h + 1);
     c->init_unique = h->unique;
@@ -92,6 +116,7 @@ static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) 
       RG_BACKING_ID(o) = (uint32_t) pending_backing;
     }
   }
+  if (count >= 1 && iov[0].iov_len == sizeof(struct fuse_out_header)) rg_request_end(c, ((const struct fuse_out_header *) iov[0].iov_base)->unique);
   ssize_t written;
   if (c->init_uring && rg_uring_reply(iov, count, &written)) return written;
   return writev(fd, iov, count);

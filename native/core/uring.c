@@ -165,7 +165,7 @@ static void serve (rg_ring_t *r, rg_ent_t *e) {
     e->hdr.ent.payload_sz = 0;
     return;
   }
-  if (h->opcode < 64) __atomic_add_fetch(&c->requests[h->opcode], 1, __ATOMIC_RELAXED);
+  rg_request_begin(c, h);
   char *payload_at = e->buf + RG_URING_PREFIX;
   char *start = payload_at - op_len - sizeof(*h);
   memcpy(start, h, sizeof(*h));
