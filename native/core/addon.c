@@ -213,30 +213,30 @@ static napi_value drain_events (napi_env env, napi_callback_info info) {
   return out;
 }
 
-// stats(handle) -> { passthrough, requests: { lookup: n, ... } }
+// One number per counted request kind, from counts indexed by opcode: { lookup: n, ... }.
+static napi_value by_kind (napi_env env, const uint64_t *counts) {
+  napi_value out, v;
+  napi_create_object(env, &out);
+#define RG_STAT_PROP(name, opcode) \
+  napi_create_double(env, (double) __atomic_load_n(&counts[opcode], __ATOMIC_RELAXED), &v); \
+  napi_set_named_property(env, out, #name, v);
+  RG_COUNTED(RG_STAT_PROP)
+#undef RG_STAT_PROP
+  return out;
+}
+
+// stats(handle) -> { passthrough, uring, requests: { lookup: n, ... }, serverNs: { lookup: ns, ... } }
 static napi_value stats (napi_env env, napi_callback_info info) {
   rg_core_t *c = core_arg(env, info);
   if (c == NULL) return NULL;
-  napi_value out, req, v;
+  napi_value out, v;
   napi_create_object(env, &out);
   napi_get_boolean(env, c->passthrough, &v);
   napi_set_named_property(env, out, "passthrough", v);
   napi_get_boolean(env, __atomic_load_n(&c->uring_served, __ATOMIC_RELAXED), &v);
   napi_set_named_property(env, out, "uring", v);
-  napi_create_object(env, &req);
-#define RG_STAT_PROP(name, opcode) \
-  napi_create_double(env, (double) __atomic_load_n(&c->requests[opcode], __ATOMIC_RELAXED), &v); \
-  napi_set_named_property(env, req, #name, v);
-  RG_COUNTED(RG_STAT_PROP)
-#undef RG_STAT_PROP
-  napi_set_named_property(env, out, "requests", req);
-  napi_create_object(env, &req);
-#define RG_STAT_NS(name, opcode) \
-  napi_create_double(env, (double) __atomic_load_n(&c->server_ns[opcode], __ATOMIC_RELAXED), &v); \
-  napi_set_named_property(env, req, #name, v);
-  RG_COUNTED(RG_STAT_NS)
-#undef RG_STAT_NS
-  napi_set_named_property(env, out, "serverNs", req);
+  napi_set_named_property(env, out, "requests", by_kind(env, c->requests));
+  napi_set_named_property(env, out, "serverNs", by_kind(env, c->server_ns));
   return out;
 }
 
