@@ -150,6 +150,13 @@ static void ring_cmd (rg_ring_t *r, int i, unsigned op) {
   r->pending++;
 }
 
+// The entry's answer where libfuse gave none, or the request could not be handed to it: EIO.
+static void reply_eio (rg_ent_t *e) {
+  struct fuse_out_header *o = (struct fuse_out_header *) e->hdr.in_out;
+  o->unique = e->unique; o->error = -EIO; o->len = sizeof(*o);
+  e->hdr.ent.payload_sz = 0;
+}
+
 // One request, as /dev/fuse would have delivered it, through libfuse; the reply lands in the
 // entry (rg_uring_reply) and goes back with the entry's next fetch.
 static void serve (rg_ring_t *r, rg_ent_t *e) {
@@ -159,12 +166,7 @@ static void serve (rg_ring_t *r, rg_ent_t *e) {
   size_t op_len = h->len >= sizeof(*h) + payload ? h->len - sizeof(*h) - payload : (size_t) -1;
   e->unique = e->hdr.ent.commit_id;
   e->replied = 0;
-  struct fuse_out_header *o = (struct fuse_out_header *) e->hdr.in_out;
-  if (op_len > RG_URING_OP_IN_SZ || payload > r->c->uring->payload) {
-    o->unique = e->unique; o->error = -EIO; o->len = sizeof(*o);
-    e->hdr.ent.payload_sz = 0;
-    return;
-  }
+  if (op_len > RG_URING_OP_IN_SZ || payload > r->c->uring->payload) { reply_eio(e); return; }
   rg_request_begin(c, h);
   char *payload_at = e->buf + RG_URING_PREFIX;
   char *start = payload_at - op_len - sizeof(*h);
@@ -174,10 +176,7 @@ static void serve (rg_ring_t *r, rg_ent_t *e) {
   serving = e;
   fuse_session_process_buf(c->se, &fb);
   serving = NULL;
-  if (!e->replied) { // every ring request needs its commit (libfuse answers all but FORGET)
-    o->unique = e->unique; o->error = -EIO; o->len = sizeof(*o);
-    e->hdr.ent.payload_sz = 0;
-  }
+  if (!e->replied) reply_eio(e); // every ring request needs its commit (libfuse answers all but FORGET)
 }
 
 int rg_uring_reply (struct iovec *iov, int count, ssize_t *written) {
