@@ -149,8 +149,8 @@ function measure (r, names, wls, measured, warmUp, label) {
             ((samples[w.id] ??= {})[t] ??= []).push(s)
             if (w.cold) ((disk[w.id] ??= {})[t] ??= []).push(read)
             if (req1 !== null) {
-              const delta = Object.fromEntries(Object.entries(req1).map(([k, v]) => [k, v - (req0[k] ?? 0)]).filter(([, v]) => v > 0))
-              ;((requests[w.id] ??= {})[t] ??= []).push(delta)
+              const delta = kind => Object.fromEntries(Object.entries(req1[kind]).map(([k, v]) => [k, v - (req0[kind][k] ?? 0)]).filter(([, v]) => v > 0))
+              ;((requests[w.id] ??= {})[t] ??= []).push({ requests: delta('requests'), serverNs: delta('serverNs') })
             }
           }
         }
@@ -188,14 +188,13 @@ function summarize ({ samples, disk, requests }) {
       if (disk[w]?.[t]) out[w][t].diskSectorsRead = disk[w][t]
       // Where the time goes: what the guard was asked, per file of the fixture.
       if (requests[w]?.[t]) {
-        const counts = requests[w][t].map(r => Object.fromEntries(Object.entries(r).filter(([k]) => !k.startsWith('ns:'))))
+        const counts = requests[w][t].map(r => r.requests)
         out[w][t].requests = requestMedians(counts)
         out[w][t].requestsPerFile = requestMedians(counts, files)
         // Per request: the wall-clock time of the workload, and the server's part of it (arrival
         // to reply); the rest is the kernel, the transport and the workload's own work.
-        const count = entries => entries.reduce((n, [k, v]) => n + (k.startsWith('ns:') ? 0 : v), 0)
-        const nanos = entries => entries.reduce((n, [k, v]) => n + (k.startsWith('ns:') ? v : 0), 0)
-        const perRound = requests[w][t].map((r, i) => ({ n: count(Object.entries(r)), ns: nanos(Object.entries(r)), s: a[i] }))
+        const sum = byKind => Object.values(byKind).reduce((n, v) => n + v, 0)
+        const perRound = requests[w][t].map((r, i) => ({ n: sum(r.requests), ns: sum(r.serverNs), s: a[i] }))
         const withRequests = perRound.filter(x => x.n > 0)
         if (withRequests.length) {
           out[w][t].usPerRequest = Number(median(withRequests.map(x => x.s * 1e6 / x.n)).toFixed(1))

@@ -106,9 +106,9 @@ export function withUring (fn) {
 }
 
 /**
- * The requests the guard's server at `mp` has served so far, by kind, and the nanoseconds it spent
- * on each kind (keys `ns:KIND`), or null for a target that is not ours: the server writes them on
- * SIGUSR1 (lib/server/main.ts).
+ * What the guard's server at `mp` has served so far: `{ requests, serverNs }`, each by kind (the
+ * requests, and the nanoseconds spent on them), or null for a target that is not ours: the server
+ * writes them on SIGUSR1 (lib/server/main.ts).
  */
 export function requestsSoFar (mp) {
   const file = `${mp}.stats.json`
@@ -120,7 +120,7 @@ export function requestsSoFar (mp) {
   for (let i = 0; i < 200; i++) {
     try {
       const s = JSON.parse(fs.readFileSync(file, 'utf8'))
-      if (s.at !== before) return { ...s.requests, ...Object.fromEntries(Object.entries(s.serverNs ?? {}).map(([k, v]) => [`ns:${k}`, v])) }
+      if (s.at !== before) return { requests: s.requests, serverNs: s.serverNs ?? {} }
     } catch { /* not there yet */ }
     spawnSync('sleep', ['0.01'])
   }
