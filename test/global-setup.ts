@@ -3,11 +3,12 @@
 // teardown looks only at mounts below it. A FUSE mount of someone else's, made here outside that
 // directory, must still be mounted at the end: the run never unmounts what it did not make.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fuseMounts } from './helpers/mounts.js'
+import { readSetting, URING_PARAM, uringUnavailable } from './helpers/uring.js'
 
 const outside = tmpdir()
 let run = ''
@@ -15,7 +16,6 @@ let foreign: { dir: string, mp: string } | null = null
 let reach: { dir: string, mp: string } | null = null
 // npm test's third pass (ROFILES_GUARD_TEST_URING=1): the kernel offers FUSE over io_uring to
 // every mount of the pass; the setting is put back as it was at the end.
-const URING_PARAM = '/sys/module/fuse/parameters/enable_uring'
 let uringBefore: string | null = null
 
 /** Whether another user can reach `dir`: every directory on the way lets others search it. */
@@ -32,11 +32,12 @@ function mountsUnder (dir: string): string[] {
 
 export function setup (): void {
   if (process.env.ROFILES_GUARD_TEST_URING === '1') {
-    if (existsSync(URING_PARAM) && process.getuid?.() === 0) {
-      uringBefore = readFileSync(URING_PARAM, 'utf8').trim() === 'Y' ? '1' : '0'
+    const why = uringUnavailable()
+    if (why === null) {
+      uringBefore = readSetting(URING_PARAM)
       writeFileSync(URING_PARAM, '1')
     } else {
-      process.stderr.write(`FUSE over io_uring is not available here (${URING_PARAM}, as root): this pass runs on /dev/fuse\n`)
+      process.stderr.write(`FUSE over io_uring is not available here (${why}): this pass runs on /dev/fuse\n`)
     }
   }
   run = mkdtempSync(join(outside, 'rg-test-run-'))

@@ -10,14 +10,15 @@ export function uringUnavailable (): string | null {
   return null
 }
 
-function read (path: string): string {
+/** A kernel setting as it is written back: a module parameter's Y/N as 1/0. */
+export function readSetting (path: string): string {
   const v = fs.readFileSync(path, 'utf8').trim()
   return v === 'Y' ? '1' : v === 'N' ? '0' : v
 }
 
 /** fn() with a kernel setting at `value`, put back as it was afterwards, whatever happens. */
 export async function withSetting<T> (path: string, value: string, fn: () => Promise<T>): Promise<T> {
-  const before = read(path)
+  const before = readSetting(path)
   fs.writeFileSync(path, value)
   try { return await fn() } finally { fs.writeFileSync(path, before) }
 }
