@@ -77,6 +77,7 @@ typedef struct rg_core {
   int passthrough;        // negotiated at INIT
   uint64_t init_unique;   // the INIT request's, until its reply is written
   int init_pt;            // the kernel offers passthrough and the server may use it
+  int killpriv;           // FUSE_HANDLE_KILLPRIV_V2 negotiated: set-id bits are the server's to kill
   uv_async_t ready_async; // the INIT reply is written: the mount serves
   uint64_t requests[64];  // by opcode (atomic adds)
   uint64_t server_ns[64]; // by opcode: from a request's arrival in the server to its reply written
@@ -165,7 +166,11 @@ void rg_reply_backing(int id);
 // The time the server spends on a request, from its arrival to its reply (passthrough.c): begun
 // where the request is read (or taken from the ring), ended where its reply is sent.
 struct fuse_in_header;
-void rg_request_begin(rg_core_t *c, const struct fuse_in_header *h);
+void rg_request_begin(rg_core_t *c, const struct fuse_in_header *h, const void *in, size_t len);
+// The request being served carries FUSE_OPEN_KILL_SUIDGID or FUSE_WRITE_KILL_SUIDGID (where
+// FUSE_HANDLE_KILLPRIV_V2 was negotiated): the caller lacks CAP_FSETID, and the file's set-id bits
+// go with an O_TRUNC open or a write, as they would on the backing filesystem.
+int rg_request_kills_suidgid(void);
 void rg_request_end(rg_core_t *c, uint64_t unique);
 // uring.c: FUSE over io_uring. Made while INIT is handled (NULL where no ring can be made), started
 // once the INIT reply is written; freed (threads joined) after the session ends.

@@ -575,6 +575,24 @@ static int backing_flags (int flags) {
 }
 
 
+// The set-id bits that go where a caller without CAP_FSETID writes or truncates, and on every
+// chown, on Linux (should_remove_suid): set-user-ID always, set-group-ID where the group may
+// execute. The server clears them itself where FUSE_HANDLE_KILLPRIV_V2 was negotiated (its own
+// writes, as root, keep them), and tells the kernel, whose cached mode is now old. fd: a descriptor
+// on the inode; proc: its /proc link where fd is O_PATH (NULL: fchmod on fd); skip: a node whose
+// reply carries the new attributes. 0 or -errno.
+static int kill_suidgid (rg_core_t *c, int fd, const char *proc, rg_node_t *skip) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return 0;
+  mode_t mode = st.st_mode & 07777, kept = mode & ~(mode_t) S_ISUID;
+  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kept &= ~(mode_t) S_ISGID;
+  if (kept == mode) return 0;
+  if ((proc ? fchmodat(AT_FDCWD, proc, kept, 0) : fchmod(fd, kept)) < 0) return -errno;
+  rg_inval_ino(c, st.st_dev, st.st_ino, skip);
+  return 0;
+}
+
 // --- open files --------------------------------------------------------------------------------
 
 // Serves an open descriptor on node n: the handle, the page-cache rule, passthrough where
@@ -657,6 +675,9 @@ static int open_existing (fuse_req_t req, rg_core_t *c, fuse_ino_t ino, int flag
   int fd = !S_ISREG(ch.t.st.st_mode) ? (errno = S_ISDIR(ch.t.st.st_mode) ? EISDIR : S_ISLNK(ch.t.st.st_mode) ? ELOOP : ENXIO, -1)
          : open(ch.t.fdproc, backing_flags(flags));
   r = fd < 0 ? -errno : 0;
+  // An O_TRUNC open by a caller without CAP_FSETID (the kernel says so): set-id bits go.
+  if (r == 0 && w && rg_request_kills_suidgid()) r = kill_suidgid(c, fd, NULL, NULL);
+  if (r < 0 && fd >= 0) { close(fd); fd = -1; }
   if (w) change_end(c, &ch, r);
   else target_close(c, &ch.t);
   return r < 0 ? r : fd;
@@ -684,9 +705,12 @@ static void op_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
 
 // Only on handles the guard granted for writing at open.
 static void op_write (fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *fi) {
-  ssize_t n = pwrite(HANDLE(fi)->fd, data, size, off);
-  if (n < 0) fuse_reply_err(req, errno);
-  else fuse_reply_write(req, (size_t) n);
+  int fd = HANDLE(fi)->fd;
+  ssize_t n = pwrite(fd, data, size, off);
+  if (n < 0) { fuse_reply_err(req, errno); return; }
+  // Written by a caller without CAP_FSETID (the kernel says so): set-id bits go, as on Linux.
+  if (rg_request_kills_suidgid()) kill_suidgid(CORE(req), fd, NULL, NULL);
+  fuse_reply_write(req, (size_t) n);
 }
 
 static void op_fsync (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
@@ -713,10 +737,21 @@ static void op_copy_file_range (fuse_req_t req, fuse_ino_t in, off_t off_in, str
 
 // --- changes to existing nodes -------------------------------------------------------------------
 
+#define RG_SET_ATTRS (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE | \
+  FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)
+// FATTR_KILL_SUIDGID (libfuse 3.14 passes it as FUSE_SET_ATTR_KILL_SUID, the same bit).
+#define RG_SET_KILL_SUIDGID FUSE_SET_ATTR_KILL_SUID
+
 static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
+  // Where the server kills set-id bits (FUSE_HANDLE_KILLPRIV_V2), the kernel asks with
+  // FATTR_KILL_SUIDGID on a chown, or on a truncate by a caller without CAP_FSETID; and with a
+  // SETATTR that sets nothing where its own clearing was stripped: a chown(-1, -1), and a write
+  // through passthrough, or a fallocate or copy_file_range, by a caller without CAP_FSETID.
+  int kill = c->killpriv && ((to_set & RG_SET_KILL_SUIDGID) || (to_set & RG_SET_ATTRS) == 0);
   const char *op = (to_set & FUSE_SET_ATTR_SIZE) ? "truncate" : (to_set & FUSE_SET_ATTR_MODE) ? "chmod"
-                 : (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ? "chown" : "utimens";
+                 : (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ? "chown"
+                 : (to_set & RG_SET_ATTRS) == 0 && kill ? "chmod" : "utimens";
   rg_change_t ch;
   int r = change_begin(req, c, &ch, ino, op, RG_ATTR);
   if (r < 0) { fuse_reply_err(req, -r); return; }
@@ -741,6 +776,7 @@ static void op_setattr (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
           : (to_set & FUSE_SET_ATTR_MTIME) ? attr->st_mtim : (struct timespec) { 0, UTIME_OMIT };
     r = utimensat(t->fd, "", tv, AT_EMPTY_PATH) < 0 ? -errno : 0;
   }
+  if (r == 0 && kill) r = kill_suidgid(c, t->fd, t->fdproc, ch.t.node);
   struct stat st;
   int sr = r == 0 ? (fstat(t->fd, &st) < 0 ? -errno : 0) : r;
   change_end(c, &ch, r);

@@ -22,6 +22,11 @@
 // FUSE_OVER_IO_URING (kernel 6.14+, protocol 7.42), in init flags2: uring.c.
 #define RG_FUSE_OVER_IO_URING_FLAGS2 (1u << (41 - 32))
 static int init_dio_mmap;
+// FUSE_HANDLE_KILLPRIV_V2 (kernel 5.11+, protocol 7.33), which libfuse 3.14 cannot ask: the server
+// clears set-id bits where a write, truncate or chown would (ops.c, kill_suidgid), so the kernel
+// neither fetches a file's attributes before each chown nor asks for security.capability before
+// every write (the superblock gets SB_NOSEC: once per inode until its mode or security xattrs change).
+static int init_killpriv;
 #define RG_FOPEN_PASSTHROUGH (1u << 7)
 struct rg_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
 #define RG_DEV_IOC_BACKING_OPEN _IOW(FUSE_DEV_IOC_MAGIC, 1, struct rg_backing_map)
@@ -32,8 +37,10 @@ struct rg_backing_map { int32_t fd; uint32_t flags; uint64_t padding; };
 
 static __thread int pending_backing;
 
-// The request this thread is serving: its kind, id and arrival (CLOCK_MONOTONIC, ns).
-static __thread struct { uint64_t unique, t0; uint32_t opcode; } current;
+// The request this thread is serving: its kind, id and arrival (CLOCK_MONOTONIC, ns), and whether
+// the kernel asks the server to kill its file's set-id bits (FUSE_HANDLE_KILLPRIV_V2; libfuse 3.14
+// drops the open and write flags that say so, so they are read here from the request itself).
+static __thread struct { uint64_t unique, t0; uint32_t opcode; int kill_suidgid; } current;
 
 static uint64_t now_ns (void) {
   struct timespec ts;
@@ -41,12 +48,27 @@ static uint64_t now_ns (void) {
   return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
-void rg_request_begin (rg_core_t *c, const struct fuse_in_header *h) {
+static int asks_kill (uint32_t opcode, const void *in, size_t len) {
+  if (opcode == FUSE_OPEN && len >= sizeof(struct fuse_open_in))
+    return (((const struct fuse_open_in *) in)->open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
+  if (opcode == FUSE_CREATE && len >= sizeof(struct fuse_create_in))
+    return (((const struct fuse_create_in *) in)->open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
+  if (opcode == FUSE_WRITE && len >= offsetof(struct fuse_write_in, write_flags) + sizeof(uint32_t))
+    return (((const struct fuse_write_in *) in)->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+  return 0;
+}
+
+void rg_request_begin (rg_core_t *c, const struct fuse_in_header *h, const void *in, size_t len) {
   if (h->opcode >= 64) return;
   __atomic_add_fetch(&c->requests[h->opcode], 1, __ATOMIC_RELAXED);
   current.unique = h->unique;
   current.opcode = h->opcode;
+  current.kill_suidgid = c->killpriv && asks_kill(h->opcode, in, len);
   current.t0 = now_ns();
+}
+
+int rg_request_kills_suidgid (void) {
+  return current.kill_suidgid;
 }
 
 void rg_request_end (rg_core_t *c, uint64_t unique) {
@@ -64,12 +86,13 @@ static ssize_t io_read (int fd, void *buf, size_t len, void *userdata) {
   ssize_t n = read(fd, buf, len);
   if (n < (ssize_t) sizeof(struct fuse_in_header)) return n;
   const struct fuse_in_header *h = buf;
-  rg_request_begin(c, h);
+  rg_request_begin(c, h, h + 1, (size_t) n - sizeof(*h));
   if (h->opcode == FUSE_INIT && (size_t) n >= sizeof(*h) + sizeof(struct fuse_init_in)) {
     const struct fuse_init_in *in = (const void *) (h + 1);
     c->init_unique = h->unique;
     c->init_pt = c->allow_passthrough && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_PASSTHROUGH_FLAGS2);
     init_dio_mmap = (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_DIO_MMAP_FLAGS2);
+    init_killpriv = (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
     if (c->allow_uring && (in->flags & FUSE_INIT_EXT) && (in->flags2 & RG_FUSE_OVER_IO_URING_FLAGS2) && !c->uring)
       c->uring = rg_uring_prepare(c);
   }
@@ -92,6 +115,11 @@ static ssize_t io_writev (int fd, struct iovec *iov, int count, void *userdata) 
         o->flags2 |= RG_FUSE_PASSTHROUGH_FLAGS2;
         RG_MAX_STACK_DEPTH(o) = 1; // backing files are on an ordinary filesystem
         c->passthrough = 1;
+      }
+      if (h->error == 0 && init_killpriv) {
+        struct fuse_init_out *o = iov[1].iov_base;
+        o->flags |= FUSE_HANDLE_KILLPRIV_V2;
+        c->killpriv = 1;
       }
       size_t payload = 0;
       if (h->error == 0 && c->uring && iov[1].iov_len >= offsetof(struct fuse_init_out, max_pages) + sizeof(uint16_t)) {

@@ -167,7 +167,7 @@ static void serve (rg_ring_t *r, rg_ent_t *e) {
   e->unique = e->hdr.ent.commit_id;
   e->replied = 0;
   if (op_len > RG_URING_OP_IN_SZ || payload > r->c->uring->payload) { reply_eio(e); return; }
-  rg_request_begin(c, h);
+  rg_request_begin(c, h, e->hdr.op_in, op_len);
   char *payload_at = e->buf + RG_URING_PREFIX;
   char *start = payload_at - op_len - sizeof(*h);
   memcpy(start, h, sizeof(*h));

@@ -21,6 +21,18 @@ function reopen (p: Pin, st: BigInt64Array, flags: number): number {
   try { return fs.openSync(p.proc, backingFlags(flags) & ~C.O_NOFOLLOW) } catch (err) { return errnoOf(err) }
 }
 
+/** An O_TRUNC open by another user than root takes the file's set-user-ID bit, and its
+ *  set-group-ID bit where the group may execute, as Linux does for a caller without CAP_FSETID
+ *  (the kernel cannot: the truncation is the open's, done here as root). */
+const S_ISUID = 0o4000
+const S_ISGID = 0o2000
+function killSetId (fd: number): void {
+  const mode = fs.fstatSync(fd).mode & 0o7777
+  let kept = mode & ~S_ISUID
+  if ((mode & (S_ISGID | C.S_IXGRP)) === (S_ISGID | C.S_IXGRP)) kept &= ~S_ISGID
+  if (kept !== mode) fs.fchmodSync(fd, kept)
+}
+
 /** Opens and what is done through a descriptor: write-opens and truncation go through the policy. */
 export function fileOps (core: Core): FuseOps {
   const { ctx, s, journal, handles, withPin, fstat, priorAt, openFlags, isObjectPin, guarded, creating } = core
@@ -31,10 +43,12 @@ export function fileOps (core: Core): FuseOps {
       return fd < 0 ? cb(fd) : cb(0, fd, openFlags(path, flags))
     }
     let fd = -1
+    const who = ctx.caller()
     guarded('open', 'write-open', path, (_proc, p) => {
       const st = fstat(p)
       if (typeof st === 'number') return st
       fd = reopen(p, st, flags)
+      if (fd >= 0 && (flags & C.O_TRUNC) && who.uid !== 0) killSetId(fd)
       return fd < 0 ? fd : 0
     }, r => {
       if (r < 0) return cb(r)
