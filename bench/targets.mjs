@@ -71,6 +71,14 @@ export const TARGETS = {
     mount: co => guardMount(co, { ROFILES_GUARD_FUSE_THREADS: String(os.cpus().length) }),
     unmount: mp => execFileSync('umount', [mp])
   },
+  // The thread model before the reading thread served: every request handed to a worker.
+  'guard-noinline': {
+    label: 'rofiles-guard deny, every request to a worker thread',
+    short: 'guard no-inline',
+    optional: true,
+    mount: co => guardMount(co, { ROFILES_GUARD_FUSE_INLINE: 'off' }),
+    unmount: mp => execFileSync('umount', [mp])
+  },
   // The TypeScript reference server on fuse-native (libfuse 2): not in the default run.
   'guard-reference': {
     label: 'rofiles-guard deny, TypeScript reference',

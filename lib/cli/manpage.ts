@@ -13,6 +13,7 @@ export const ENVIRONMENT: ReadonlyArray<[string, string]> = [
   ['ROFILES_GUARD_NATIVE', '0: the TypeScript reference server (fuse-native, libfuse 2) serves the mount instead of the native core; for comparison, slower.'],
   ['ROFILES_GUARD_PASSTHROUGH', '0: the native core never asks the kernel for FUSE passthrough (as root it does by default).'],
   ['ROFILES_GUARD_FUSE_URING', 'off: the native core never takes the kernel\'s offer of FUSE over io_uring (kernel 6.14+, offered only where root wrote 1 to /sys/module/fuse/parameters/enable_uring) and talks through /dev/fuse.'],
+  ['ROFILES_GUARD_FUSE_INLINE', 'off: every /dev/fuse request is handed to a worker thread, as in libfuse\'s own loop. By default the thread that reads a request serves it itself while requests come one at a time, and hands over when they overlap.'],
   ['ROFILES_GUARD_FUSE_THREADS', 'the most threads the native core serves /dev/fuse with (default 16; the bench compares thread models with it).'],
   ['ROFILES_GUARD_SERVER', 'set by rofiles-guard for its own server process (the mount\'s configuration, as JSON); never set it yourself.'],
   ['ROFILES_GUARD_STATS_FILE', 'a file the server writes the requests it has served to (by kind, as JSON) on SIGUSR1; the bench uses it.'],

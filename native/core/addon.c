@@ -107,6 +107,10 @@ static napi_value mount (napi_env env, napi_callback_info info) {
   c->allow_passthrough = bool_arg(env, argv[5]) && rg_may_passthrough();
   const char *uring = getenv("ROFILES_GUARD_FUSE_URING");
   c->allow_uring = !(uring && strcmp(uring, "off") == 0);
+  const char *inl = getenv("ROFILES_GUARD_FUSE_INLINE");
+  c->inline_serving = !(inl && strcmp(inl, "off") == 0);
+  pthread_mutex_init(&c->reader, NULL);
+  c->serial = 1;
   pthread_mutex_init(&c->ev_mut, NULL);
   rg_nodes_init(c);
 

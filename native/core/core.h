@@ -78,6 +78,11 @@ typedef struct rg_core {
   uint64_t init_unique;   // the INIT request's, until its reply is written
   int init_pt;            // the kernel offers passthrough and the server may use it
   int killpriv;           // FUSE_HANDLE_KILLPRIV_V2 negotiated: set-id bits are the server's to kill
+  int inline_serving;     // the /dev/fuse reader serves quick requests itself (passthrough.c)
+  pthread_mutex_t reader; // held by the one thread reading /dev/fuse
+  int serial;             // requests come one at a time: the reader serves them (else all read)
+  int overlap;            // how often requests overlapped lately (0-1024, passthrough.c)
+  int busy;               // requests in service
   uv_async_t ready_async; // the INIT reply is written: the mount serves
   uint64_t requests[64];  // by opcode (atomic adds)
   uint64_t server_ns[64]; // by opcode: from a request's arrival in the server to its reply written
@@ -167,6 +172,9 @@ void rg_reply_backing(int id);
 // where the request is read (or taken from the ring), ended where its reply is sent.
 struct fuse_in_header;
 void rg_request_begin(rg_core_t *c, const struct fuse_in_header *h, const void *in, size_t len);
+// Before anything that may wait long or on the kernel (a copy-up, a notification): the thread
+// stops being the one that reads /dev/fuse, so that another reads meanwhile (passthrough.c).
+void rg_step_down(void);
 // The request being served carries FUSE_OPEN_KILL_SUIDGID or FUSE_WRITE_KILL_SUIDGID (where
 // FUSE_HANDLE_KILLPRIV_V2 was negotiated): the caller lacks CAP_FSETID, and the file's set-id bits
 // go with an O_TRUNC open or a write, as they would on the backing filesystem.

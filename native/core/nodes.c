@@ -249,6 +249,7 @@ void rg_node_move (rg_node_t *n, rg_node_t *parent, const char *name) {
 }
 
 void rg_inval_node (rg_core_t *c, rg_node_t *n, int data) {
+  rg_step_down();
   fuse_lowlevel_notify_inval_inode(c->se, rg_node_id(n), data ? 0 : -1, 0);
 }
 
@@ -262,5 +263,6 @@ void rg_inval_ino (rg_core_t *c, dev_t dev, ino_t ino, rg_node_t *skip) {
   rg_unlock();
   // Outside the lock: the kernel may answer the notification with requests of its own. A node
   // freed meanwhile is not a problem: the kernel ignores ids it no longer knows.
+  if (n > 0) rg_step_down();
   for (int i = 0; i < n; i++) fuse_lowlevel_notify_inval_inode(c->se, ids[i], -1, 0);
 }

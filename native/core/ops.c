@@ -180,6 +180,7 @@ static int stat_child (rg_node_t *parent, int dirfd, const char *name, struct st
   int differs = n != NULL && (n->dev != st->st_dev || n->ino != st->st_ino);
   rg_unlock();
   if (!differs) return 0;
+  rg_step_down(); // a copy-up may hold the lock while it notifies the kernel
   pthread_mutex_lock(&copyup_lock);
   int r = fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0 ? -errno : 0;
   pthread_mutex_unlock(&copyup_lock);
@@ -195,6 +196,7 @@ static int copy_up (rg_core_t *c, rg_target_t *t, pid_t pid) {
   rg_rights_of(pid, &who);
   // An object a hook made by linking its own file: its user.ostreemeta is the hook's.
   who.unpack = !rg_linked_has(&t->st);
+  rg_step_down(); // copies data, and tells the kernel
   pthread_mutex_lock(&copyup_lock);
   rg_node_t *n = t->node;
   struct stat before = t->st;

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 
 // Linux 6.9's additions to the protocol (7.40), which Debian 12's linux/fuse.h predates.
 #define RG_FUSE_PASSTHROUGH_FLAGS2 (1u << (37 - 32)) // FUSE_PASSTHROUGH, in init flags2
@@ -40,7 +41,7 @@ static __thread int pending_backing;
 // The request this thread is serving: its kind, id and arrival (CLOCK_MONOTONIC, ns), and whether
 // the kernel asks the server to kill its file's set-id bits (FUSE_HANDLE_KILLPRIV_V2; libfuse 3.14
 // drops the open and write flags that say so, so they are read here from the request itself).
-static __thread struct { uint64_t unique, t0; uint32_t opcode; int kill_suidgid; } current;
+static __thread struct { uint64_t unique, t0; uint32_t opcode; int kill_suidgid, counted; } current;
 
 static uint64_t now_ns (void) {
   struct timespec ts;
@@ -61,6 +62,11 @@ static int asks_kill (uint32_t opcode, const void *in, size_t len) {
 void rg_request_begin (rg_core_t *c, const struct fuse_in_header *h, const void *in, size_t len) {
   if (h->opcode >= 64) return;
   __atomic_add_fetch(&c->requests[h->opcode], 1, __ATOMIC_RELAXED);
+  // Requests in service (read_request's measure of overlap): all but those never answered. One
+  // whose answer bypassed the session's writev is forgotten at this thread's next request.
+  if (current.counted) __atomic_sub_fetch(&c->busy, 1, __ATOMIC_RELAXED);
+  current.counted = h->opcode != FUSE_FORGET && h->opcode != FUSE_BATCH_FORGET && h->opcode != FUSE_INTERRUPT;
+  if (current.counted) __atomic_add_fetch(&c->busy, 1, __ATOMIC_RELAXED);
   current.unique = h->unique;
   current.opcode = h->opcode;
   current.kill_suidgid = c->killpriv && asks_kill(h->opcode, in, len);
@@ -74,6 +80,8 @@ int rg_request_kills_suidgid (void) {
 void rg_request_end (rg_core_t *c, uint64_t unique) {
   if (unique == 0 || unique != current.unique) return; // a notification, or not this thread's
   __atomic_add_fetch(&c->server_ns[current.opcode], now_ns() - current.t0, __ATOMIC_RELAXED);
+  if (current.counted) __atomic_sub_fetch(&c->busy, 1, __ATOMIC_RELAXED);
+  current.counted = 0;
   current.unique = 0;
 }
 
@@ -81,9 +89,87 @@ void rg_reply_backing (int id) {
   pending_backing = id;
 }
 
+// --- the reading thread serves -----------------------------------------------------------------
+// One thread at a time reads /dev/fuse (it holds the session's `reader`), and serves what it read itself while
+// that can only be quick: the next request finds it awake (polling the device for a moment before
+// it sleeps), so a client's request after request costs no wake-up of a server thread. libfuse's
+// other threads wait for `reader` here. The reader hands over before anything that may wait long
+// or on the kernel: requests that move data or wait for the disk (by kind, at once), and, through
+// rg_step_down, a copy-up and every notification to the kernel (which may need a lock held by a
+// process whose own request must be read meanwhile). ROFILES_GUARD_FUSE_INLINE=off: every request
+// is handed over as it is read, as in libfuse's own loop. (libfuse's threads never exit while the
+// session runs: max_idle_threads is left at its default, -1.)
+static __thread pthread_mutex_t *held; // the session's `reader`, while this thread is it
+#define RG_SPIN_NS 50000u
+
+void rg_step_down (void) {
+  if (held == NULL) return;
+  pthread_mutex_t *m = held;
+  held = NULL;
+  pthread_mutex_unlock(m);
+}
+
+static void step_down_cleanup (void *unused) {
+  (void) unused;
+  rg_step_down();
+}
+
+// Kinds the reader never serves itself: data moved by the server, waits for the disk, the ring's
+// setup, and the end.
+static int handed_over (uint32_t opcode) {
+  switch (opcode) {
+    case FUSE_READ: case FUSE_WRITE: case FUSE_FSYNC: case FUSE_FSYNCDIR: case FUSE_FALLOCATE:
+    case FUSE_COPY_FILE_RANGE: case FUSE_INIT: case FUSE_DESTROY: case FUSE_SETUPMAPPING:
+    case FUSE_REMOVEMAPPING: case FUSE_SYNCFS: case FUSE_IOCTL: case FUSE_POLL: case FUSE_SETLKW:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+// Whether requests overlap: a decaying score (0-1024) of how often a request was read while
+// another was queued or in service. Above RG_OVERLAP_HIGH every thread reads for itself (libfuse's
+// own model: with clients in parallel, handing the reading over costs more than it saves); below
+// RG_OVERLAP_LOW one thread reads and serves again.
+#define RG_OVERLAP_HIGH 512
+#define RG_OVERLAP_LOW 128
+
+static void note_overlap (rg_core_t *c, int fd) {
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int overlap = __atomic_load_n(&c->busy, __ATOMIC_RELAXED) > 0 || poll(&p, 1, 0) > 0;
+  int score = __atomic_load_n(&c->overlap, __ATOMIC_RELAXED);
+  score += overlap ? (1024 - score) / 8 : -(score / 8) - (score > 0 && score < 8);
+  __atomic_store_n(&c->overlap, score, __ATOMIC_RELAXED);
+  if (score > RG_OVERLAP_HIGH) __atomic_store_n(&c->serial, 0, __ATOMIC_RELAXED);
+  else if (score < RG_OVERLAP_LOW) __atomic_store_n(&c->serial, 1, __ATOMIC_RELAXED);
+}
+
+static ssize_t read_request (rg_core_t *c, int fd, void *buf, size_t len) {
+  if (!c->inline_serving) return read(fd, buf, len);
+  ssize_t n;
+  if (!__atomic_load_n(&c->serial, __ATOMIC_RELAXED)) {
+    rg_step_down();
+    n = read(fd, buf, len);
+    if (n >= (ssize_t) sizeof(struct fuse_in_header)) note_overlap(c, fd);
+    return n;
+  }
+  if (held == NULL) { pthread_mutex_lock(&c->reader); held = &c->reader; }
+  // Cancellation points (libfuse cancels its threads at the end): the reader hands over first.
+  pthread_cleanup_push(step_down_cleanup, NULL);
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  uint64_t until = now_ns() + RG_SPIN_NS;
+  while (poll(&p, 1, 0) == 0 && now_ns() < until) {}
+  n = read(fd, buf, len);
+  pthread_cleanup_pop(0);
+  if (n < (ssize_t) sizeof(struct fuse_in_header)) { rg_step_down(); return n; }
+  note_overlap(c, fd);
+  if (handed_over(((const struct fuse_in_header *) buf)->opcode) || !__atomic_load_n(&c->serial, __ATOMIC_RELAXED)) rg_step_down();
+  return n;
+}
+
 static ssize_t io_read (int fd, void *buf, size_t len, void *userdata) {
   rg_core_t *c = userdata;
-  ssize_t n = read(fd, buf, len);
+  ssize_t n = read_request(c, fd, buf, len);
   if (n < (ssize_t) sizeof(struct fuse_in_header)) return n;
   const struct fuse_in_header *h = buf;
   rg_request_begin(c, h, h + 1, (size_t) n - sizeof(*h));
