@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { withEnv } from './helpers/env.js'
 import { useGuardedCheckout } from './helpers/guarded.js'
 
 const { mount } = useGuardedCheckout()
@@ -12,12 +13,7 @@ const { mount } = useGuardedCheckout()
 for (const layer of ['native', 'typescript'] as const) {
   describe(`O_DIRECT (${layer} layer)`, () => {
     async function mounted (mode: 'deny' | 'copyup'): Promise<{ co: string, m: string }> {
-      const before = process.env.ROFILES_GUARD_NATIVE
-      if (layer === 'typescript') process.env.ROFILES_GUARD_NATIVE = '0' // read when the server starts
-      try { return await mount(mode) } finally {
-        if (before === undefined) delete process.env.ROFILES_GUARD_NATIVE
-        else process.env.ROFILES_GUARD_NATIVE = before
-      }
+      return await withEnv(layer === 'typescript' ? { ROFILES_GUARD_NATIVE: '0' } : {}, () => mount(mode))
     }
 
     it('dd oflag=direct creates and writes a file, iflag=direct reads it back', async () => {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { discoverHooks, HookFailedError, mountGuard, RunAbortedError, runHooks, type RunReport } from '../dist/index.js'
+import { withEnv } from './helpers/env.js'
 import { checkout, makeRepo, snapshotObjects, type Repo } from './helpers/fixture.js'
 import { useHookRoots } from './helpers/hooks.js'
 import { fuseMounts } from './helpers/mounts.js'
@@ -177,13 +178,8 @@ describe('runHooks', () => {
         ].join('\n'),
         '30-tmp-chmod': 't=$(mktemp "$ROOTHOOK_ROOT/var/tmp/cc.XXXXXX"); echo x > "$t"; rm "$t"; chmod 0751 "$ROOTHOOK_ROOT/usr/bin/tool"; setfattr -n user.added -v 1 "$ROOTHOOK_ROOT/var/plain"'
       })
-      const before = process.env.ROFILES_GUARD_NATIVE
-      if (layer === 'typescript') process.env.ROFILES_GUARD_NATIVE = '0' // read when the server starts
-      let r: RunReport
-      try { r = await runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', engine: 'fuse' }) } finally {
-        if (before === undefined) delete process.env.ROFILES_GUARD_NATIVE
-        else process.env.ROFILES_GUARD_NATIVE = before
-      }
+      const r: RunReport = await withEnv(layer === 'typescript' ? { ROFILES_GUARD_NATIVE: '0' } : {}, () =>
+        runHooks({ sandbox: 'none', root: co, hooksDir: d, mode: 'copyup', engine: 'fuse' }))
       const net = (i: number): unknown => ({ changes: r.hooks[i]!.activity.changes, transient: r.hooks[i]!.activity.transient.map(p => p.replace(/[^/]+$/, n => n.startsWith('sed') ? 'sed*' : n.startsWith('cc.') ? 'cc.*' : n)) })
       expect(net(0)).toEqual({ changes: [{ path: '/etc/conf', change: 'modified', what: ['content', 'xattrs'] }], transient: ['/etc/sed*'] })
       expect(net(1)).toEqual({

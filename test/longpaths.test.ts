@@ -7,6 +7,7 @@ import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { mountGuard, type Mode } from '../dist/index.js'
+import { withEnv } from './helpers/env.js'
 import { emptyDir, fsck, sh, snapshotObjects, type ObjectState } from './helpers/fixture.js'
 
 const PATH_MAX = 4096
@@ -101,13 +102,7 @@ for (const layer of ['native', 'typescript'] as const) {
     for (const mode of ['deny', 'copyup'] as const) {
       it(`${mode}: truncate, xattrs and chmod reach them${mode === 'copyup' ? ', and copy-up works there' : ''}`, async () => {
         const co = longCheckout()
-        const before = process.env.ROFILES_GUARD_NATIVE
-        if (layer === 'typescript') process.env.ROFILES_GUARD_NATIVE = '0' // read when the server starts
-        let guard
-        try { guard = await mountGuard(co, { mode }) } finally {
-          if (before === undefined) delete process.env.ROFILES_GUARD_NATIVE
-          else process.env.ROFILES_GUARD_NATIVE = before
-        }
+        const guard = await withEnv(layer === 'typescript' ? { ROFILES_GUARD_NATIVE: '0' } : {}, () => mountGuard(co, { mode }))
         try {
           expect(walk(guard.mountpoint, 'probe')).toEqual(EXPECTED[mode])
         } finally { await guard.unmount() }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { withEnv } from './helpers/env.js'
 import { useGuardedCheckout } from './helpers/guarded.js'
 
 const ctx = useGuardedCheckout()
@@ -81,12 +82,8 @@ function setidSteps (dir: string, fallocate: boolean): string {
 // false: the server serves the writes itself, as for a user without CAP_SYS_ADMIN.
 async function compareSetid (passthrough: boolean): Promise<void> {
   const native = fs.mkdtempSync(join(tmpdir(), 'rg-setid-'))
-  const saved = process.env.ROFILES_GUARD_PASSTHROUGH
   try {
-    if (!passthrough) process.env.ROFILES_GUARD_PASSTHROUGH = '0'
-    const { guard, m } = await ctx.mount('deny')
-    if (saved === undefined) delete process.env.ROFILES_GUARD_PASSTHROUGH
-    else process.env.ROFILES_GUARD_PASSTHROUGH = saved
+    const { guard, m } = await withEnv(passthrough ? {} : { ROFILES_GUARD_PASSTHROUGH: '0' }, () => ctx.mount('deny'))
     const before = await guard.stats()
     // The TypeScript reference (fuse-native) serves no fallocate.
     const fallocate = before.core === 'libfuse3'
@@ -109,8 +106,6 @@ async function compareSetid (passthrough: boolean): Promise<void> {
       expect(writes).toBeGreaterThan(0)
     }
   } finally {
-    if (saved === undefined) delete process.env.ROFILES_GUARD_PASSTHROUGH
-    else process.env.ROFILES_GUARD_PASSTHROUGH = saved
     fs.rmSync(native, { recursive: true, force: true })
   }
 }

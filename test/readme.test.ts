@@ -10,7 +10,7 @@ import { copyHostPrograms } from '../dist/hooks/userland.js'
 import { CLI, PKG } from './helpers/cli.js'
 import { emptyDir, fsck, rmrf, sh, snapshotObjects } from './helpers/fixture.js'
 import { useSysroot } from './helpers/sysroot.js'
-import { URING_PARAM, uringUnavailable } from './helpers/uring.js'
+import { readSetting, URING_PARAM, uringUnavailable } from './helpers/uring.js'
 import { mountGuard } from '../dist/index.js'
 
 interface Block { lang: string, text: string, heading: string }
@@ -328,7 +328,7 @@ describe('the README\'s io_uring block', () => {
   it.skipIf(why !== null)(`turns the ring on for the mounts made after it${why ? ` (skipped: ${why})` : ''}`, async () => {
     const [line] = commands(block('echo 1 > /sys/module/fuse/parameters/enable_uring'))
     expect(line).toBe(`echo 1 > ${URING_PARAM}`)
-    const before = fs.readFileSync(URING_PARAM, 'utf8').trim() === 'Y' ? '1' : '0'
+    const before = readSetting(URING_PARAM)
     const co = join(work, 'uring-root')
     sh('ostree', ['checkout', `--repo=${repo}`, '-H', 'os', co])
     let guard: Awaited<ReturnType<typeof mountGuard>> | undefined

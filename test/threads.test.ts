@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { withEnv } from './helpers/env.js'
 import { useGuardedCheckout } from './helpers/guarded.js'
 
 const ctx = useGuardedCheckout()
@@ -19,21 +20,14 @@ done
 find . -type f | sort | xargs cat | md5sum`
 
 async function serve (inline: boolean): Promise<{ out: string, conf: string }> {
-  const saved = process.env.ROFILES_GUARD_FUSE_INLINE
-  if (!inline) process.env.ROFILES_GUARD_FUSE_INLINE = 'off'
-  try {
-    const { m } = await ctx.mount('copyup')
-    fs.mkdirSync(join(m, 'var/tmp/w'))
-    const r = spawnSync('sh', ['-c', WORK], { cwd: join(m, 'var/tmp/w'), encoding: 'utf8' })
-    expect(r.stderr).toBe('')
-    expect(r.status).toBe(0)
-    // Copy-ups of an object between bursts: the reader hands over before copying and notifying.
-    for (let i = 0; i < 5; i++) fs.appendFileSync(join(m, 'etc/conf'), `line ${i}\n`)
-    return { out: r.stdout, conf: fs.readFileSync(join(m, 'etc/conf'), 'utf8') }
-  } finally {
-    if (saved === undefined) delete process.env.ROFILES_GUARD_FUSE_INLINE
-    else process.env.ROFILES_GUARD_FUSE_INLINE = saved
-  }
+  const { m } = await withEnv(inline ? {} : { ROFILES_GUARD_FUSE_INLINE: 'off' }, () => ctx.mount('copyup'))
+  fs.mkdirSync(join(m, 'var/tmp/w'))
+  const r = spawnSync('sh', ['-c', WORK], { cwd: join(m, 'var/tmp/w'), encoding: 'utf8' })
+  expect(r.stderr).toBe('')
+  expect(r.status).toBe(0)
+  // Copy-ups of an object between bursts: the reader hands over before copying and notifying.
+  for (let i = 0; i < 5; i++) fs.appendFileSync(join(m, 'etc/conf'), `line ${i}\n`)
+  return { out: r.stdout, conf: fs.readFileSync(join(m, 'etc/conf'), 'utf8') }
 }
 
 describe('the reading thread serving', () => {

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { type GuardMount } from '../dist/index.js'
 import { useGuardedCheckout } from './helpers/guarded.js'
 import { fuseMounts } from './helpers/mounts.js'
+import { withEnv } from './helpers/env.js'
 import { URING_PARAM, uringUnavailable, withSetting } from './helpers/uring.js'
 
 const ctx = useGuardedCheckout()
@@ -19,14 +20,8 @@ const why = uringUnavailable()
 
 /** A mount of a fresh checkout made with enable_uring on (and env for its server), then put back. */
 async function mountWithRing (mode: 'deny' | 'copyup', env: Record<string, string> = {}, io_uring_disabled?: string): Promise<{ guard: GuardMount, co: string, m: string }> {
-  const saved = Object.fromEntries(Object.keys(env).map(k => [k, process.env[k]]))
-  Object.assign(process.env, env)
-  try {
-    return await withSetting(URING_PARAM, '1', () =>
-      io_uring_disabled === undefined ? ctx.mount(mode) : withSetting('/proc/sys/kernel/io_uring_disabled', io_uring_disabled, () => ctx.mount(mode)))
-  } finally {
-    for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v }
-  }
+  return await withEnv(env, () => withSetting(URING_PARAM, '1', () =>
+    io_uring_disabled === undefined ? ctx.mount(mode) : withSetting('/proc/sys/kernel/io_uring_disabled', io_uring_disabled, () => ctx.mount(mode))))
 }
 
 const sha = (p: string) => createHash('sha256').update(fs.readFileSync(p)).digest('hex')
