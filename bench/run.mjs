@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { barChart, lineChart, ratioChart } from './chart.mjs'
-import { CACHE, fileCount, freshCheckout, repoFor } from './fixture.mjs'
+import { CACHE, fileCount, freshCheckout, freshFilesystems, repoFor } from './fixture.mjs'
 import { median } from './options.mjs'
 import { DEFAULT_TARGETS, diskSectorsRead, dropCaches, requestsSoFar, TARGETS } from './targets.mjs'
 import { WORKLOADS } from './workloads.mjs'
@@ -34,6 +34,9 @@ so that a slow moment of the machine hits them all.
 ${WORKLOADS.map(w => `                       ${w.id.padEnd(10)} ${w.label}`).join('\n')}
   --scaling LIST     tree sizes for the scaling run (default 1000,10000,100000)
   --no-scaling       skip the scaling run
+  --fresh-fs         every target and round on a new ext4 filesystem (loop images copied from one
+                     template): creates then cost the same for every target, whatever was freed
+                     before (ext4 skips recently freed inodes); the scaling run is not affected
   --out DIR          where results go (default ${join(CACHE, 'results')})
   --save             also write them to bench/results/ in the repository (the committed figures)
   --wide             the table with every target and its spread (default: fits 100 columns)
@@ -60,6 +63,7 @@ try {
       workloads: { type: 'string' },
       scaling: { type: 'string' },
       'no-scaling': { type: 'boolean' },
+      'fresh-fs': { type: 'boolean' },
       out: { type: 'string' },
       save: { type: 'boolean' },
       wide: { type: 'boolean' },
@@ -94,6 +98,10 @@ if (scalingText && !/^[1-9]\d*(,[1-9]\d*)*$/.test(scalingText)) fail(`--scaling 
 const scaling = scalingText ? scalingText.split(',').map(Number) : []
 const outDirs = [opt.out ?? join(CACHE, 'results'), ...(opt.save ? [COMMITTED] : [])]
 if (!opt.charts && process.getuid() !== 0) fail('run it as root: it mounts FUSE filesystems and drops the page cache', 1)
+if (opt['fresh-fs']) {
+  if (!fs.existsSync('/dev/loop-control')) fail('--fresh-fs: this machine has no loop devices (/dev/loop-control); run without it')
+  if (spawnSync('mkfs.ext4', ['-V'], { stdio: 'ignore' }).error) fail('--fresh-fs: mkfs.ext4 is missing (apt-get install e2fsprogs); or run without it')
+}
 
 function progress (s) { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${s}`); else if (s) process.stderr.write(`${s}\n`) }
 
@@ -104,19 +112,25 @@ function progress (s) { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K
  */
 /** What is mounted and checked out right now, so that an interrupted run leaves nothing behind. */
 let current = null
+/** With --fresh-fs, the template the rounds' filesystems are copied from. */
+let freshFs = null
 for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
   process.on(sig, () => {
     if (current) {
       try { TARGETS[current.t].unmount(current.dir) } catch { /* gone already */ }
-      fs.rmSync(current.co, { recursive: true, force: true })
-      if (current.dir !== current.co) fs.rmSync(current.dir, { recursive: true, force: true })
+      if (current.fs) current.fs.done()
+      else {
+        fs.rmSync(current.co, { recursive: true, force: true })
+        if (current.dir !== current.co) fs.rmSync(current.dir, { recursive: true, force: true })
+      }
     }
+    freshFs?.remove()
     process.stderr.write(`\nbench: ${sig}: stopped, nothing left mounted\n`)
     process.exit(code)
   })
 }
 
-function measure (r, names, wls, measured, warmUp, label) {
+function measure (r0, names, wls, measured, warmUp, label, fresh = null) {
   const samples = {}
   const disk = {}
   const requests = {}
@@ -127,9 +141,11 @@ function measure (r, names, wls, measured, warmUp, label) {
     const keep = !warmUp || round > 0
     const order = names.map((_, i) => names[(i + round) % names.length])
     for (const t of order) {
+      const f = fresh?.fresh() ?? null
+      const r = f ?? r0
       const co = freshCheckout(r, `co-${t}`)
       const dir = TARGETS[t].mount(co)
-      current = { t, co, dir }
+      current = { t, co, dir, fs: f }
       try {
         for (const [wi, w] of wls.entries()) {
           k++
@@ -156,8 +172,13 @@ function measure (r, names, wls, measured, warmUp, label) {
         }
       } finally {
         TARGETS[t].unmount(dir)
-        fs.rmSync(co, { recursive: true, force: true })
-        if (dir !== co) fs.rmSync(dir, { recursive: true, force: true })
+        if (f) {
+          fsckFixture(f.repo, `after ${t} on a fresh filesystem: a target changed it`)
+          f.done()
+        } else {
+          fs.rmSync(co, { recursive: true, force: true })
+          if (dir !== co) fs.rmSync(dir, { recursive: true, force: true })
+        }
         current = null
       }
     }
@@ -214,6 +235,8 @@ function summarize ({ samples, disk, requests }) {
 const PAIRS = [
   { a: 'guard-deny', b: 'rofiles-fuse', label: 'deny / rofiles-fuse' },
   { a: 'guard-copyup', b: 'rofiles-fuse-copyup', label: 'copyup / rf --copyup' },
+  { a: 'guard-deny', b: 'rofiles-fuse-perm', label: 'deny / rf perm' },
+  { a: 'rofiles-fuse-perm', b: 'rofiles-fuse', label: 'rf perm / rofiles-fuse' },
   { a: 'guard-nopt', b: 'rofiles-fuse', label: 'no-pt / rofiles-fuse' },
   { a: 'guard-uring', b: 'guard-deny', label: 'uring / /dev/fuse' },
   { a: 'guard-uring', b: 'rofiles-fuse', label: 'uring / rofiles-fuse' },
@@ -308,12 +331,22 @@ process.stderr.write(`bench: ${source} (${files} objects), ${roundsText}; target
 // cores); the fixtures stay in CACHE (about 200 MB; the scaling sizes add up to about 1 GB).
 const minutes = Math.max(1, Math.round(10 * (runs + (runs > 1 ? 1 : 0)) / 6 * targets.length / DEFAULT_TARGETS.length * workloads.length / WORKLOADS.length))
 process.stderr.write(`bench: about ${minutes} minute${minutes === 1 ? '' : 's'} on a 2-core machine; fixtures kept in ${CACHE} (about 200 MB${scalingText.split(',').includes('100000') ? ', and about 1 GB for the 100,000-file scaling tree' : ''})\n`)
-const results = summarize(measure(r, targets, workloads, runs, runs > 1, 'suite'))
+if (opt['fresh-fs']) {
+  // The fixture files the workloads make on first use, made here so that the template has them.
+  const co = freshCheckout(r, 'co-prime')
+  const ctx = { repo: r.repo, co, subpath: fs.existsSync(join(co, 'linux')) ? '/linux' : '/d0', cache: r.dir }
+  for (const w of WORKLOADS.filter(x => x.id === 'tar' || x.id === 'read-big')) { w.before?.(co, 0, ctx); w.after?.(co, 0, ctx) }
+  fs.rmSync(co, { recursive: true, force: true })
+  freshFs = freshFilesystems(r, ['extract.tar', 'read-256MiB.bin'])
+}
+const results = summarize(measure(r, targets, workloads, runs, runs > 1, 'suite', freshFs))
+freshFs?.remove()
+freshFs = null
 
 fsckFixture(r.repo, 'after the run: a target changed it')
 
 const implausible = Object.entries(results).filter(([, res]) => res.implausible).map(([w, res]) => `${w}: ${res.implausible.join(', ')}`)
-process.stdout.write(`\nmedian seconds${runs > 1 ? ' (ratios: of the medians, then the range of the per-round ratios)' : ''}; ${roundsText}; ${source}\n${table(results, Boolean(opt.wide))}\n`)
+process.stdout.write(`\nmedian seconds${runs > 1 ? ' (ratios: of the medians, then the range of the per-round ratios)' : ''}; ${roundsText}; ${source}${opt['fresh-fs'] ? '; a fresh filesystem per target and round' : ''}\n${table(results, Boolean(opt.wide))}\n`)
 if (implausible.length) process.stdout.write(`! faster than native beyond the spread of both, which cannot be: ${implausible.join('; ')}\n`)
 
 let scalingResults = null
@@ -343,6 +376,7 @@ const report = {
   objects: files,
   runs,
   warmUp: runs > 1,
+  freshFs: Boolean(opt['fresh-fs']),
   targets,
   results,
   ratios: Object.fromEntries(Object.entries(results).map(([w, res]) => [w, Object.fromEntries(PAIRS.map(p => [`${p.a}/${p.b}`, ratio(res[p.a], res[p.b])]).filter(([, q]) => q))])),

@@ -27,6 +27,16 @@ export const TARGETS = {
     mount: co => { const mp = mountpoint(co); execFileSync('rofiles-fuse', [co, mp]); return mp },
     unmount: mp => execFileSync('umount', [mp])
   },
+  // rofiles-fuse as the guard mounts: every user admitted, the kernel keeping them to the
+  // tree's modes (default_permissions). Without it, rofiles-fuse admits its mounter alone and
+  // checks nothing; the kernel then never asks for a directory's attributes after a create.
+  'rofiles-fuse-perm': {
+    label: 'rofiles-fuse -o default_permissions,allow_other',
+    short: 'rf perm',
+    optional: true,
+    mount: co => { const mp = mountpoint(co); execFileSync('rofiles-fuse', ['-o', 'default_permissions,allow_other', co, mp]); return mp },
+    unmount: mp => execFileSync('umount', [mp])
+  },
   'rofiles-fuse-copyup': {
     label: 'rofiles-fuse --copyup',
     short: 'rf --copyup',

@@ -47,5 +47,8 @@ describe('bench charts', () => {
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/^\s+walk\s+stat walk$/m)
     expect(r.stdout).toMatch(/^\s+small\s+create\+delete 2000 files$/m)
+    // Creates measured on a new filesystem per round, and the peer with the guard's permission model.
+    expect(r.stdout).toMatch(/^\s+--fresh-fs\s+every target and round on a new ext4 filesystem/m)
+    expect(r.stdout).toContain('rofiles-fuse-perm')
   })
 })
