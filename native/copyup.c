@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -121,16 +122,27 @@ static int copy_rw (int in, int out) {
   }
 }
 
-static int copy_data (int in, int out) {
-  if (ioctl(out, FICLONE, in) == 0) return 0;
+// The filesystem (st_dev + 1) last found to have no reflink: its copies skip the attempt.
+static uint64_t no_reflink_dev;
+
+// `st`: the source when pinned. The copy stops at its size (an object never grows; a file growing
+// meanwhile is copied as it was pinned) without a last call that finds the end.
+static int copy_data (int in, int out, const struct stat *st) {
+  uint64_t dev = (uint64_t) st->st_dev + 1;
+  if (__atomic_load_n(&no_reflink_dev, __ATOMIC_RELAXED) != dev) {
+    if (ioctl(out, FICLONE, in) == 0) return 0;
+    if (errno == EOPNOTSUPP || errno == EINVAL || errno == EXDEV || errno == ENOTTY) __atomic_store_n(&no_reflink_dev, dev, __ATOMIC_RELAXED);
+  }
   int copied = 0;
-  for (;;) {
-    ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-    if (n > 0) { copied = 1; continue; }
+  off_t done = 0;
+  while (done < st->st_size) {
+    ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t) (st->st_size - done), 0);
+    if (n > 0) { copied = 1; done += n; continue; }
     if (n == 0) return 0;
     if (errno == EINTR) continue;
     return (!copied && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) ? copy_rw(in, out) : -errno;
   }
+  return 0;
 }
 
 static int copy_disk_xattrs (const char *src, const char *dst) {
@@ -234,9 +246,7 @@ static int copy_xattrs (const char *src, const char *dst, rg_rights_t *who) {
 
 static unsigned random_u32 (void) {
   unsigned rnd = 0;
-  int rf = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (rf < 0 || read(rf, &rnd, sizeof(rnd)) != sizeof(rnd)) rnd = (unsigned) getpid() * 2654435761u ^ (unsigned) rand();
-  if (rf >= 0) close(rf);
+  if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd)) rnd = (unsigned) getpid() * 2654435761u ^ (unsigned) rand();
   return rnd;
 }
 
@@ -272,7 +282,7 @@ static int file_copy (int dirfd, int src, const struct stat *st, rg_rights_t *wh
     out = openat(dirfd, named, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   }
   if (out < 0) { int e = errno; close(in); named[0] = 0; return -e; }
-  int r = copy_data(in, out);
+  int r = copy_data(in, out, st);
   close(in);
   if (r == 0) r = copy_attrs(out, sp, st, who, 0);
   if (r < 0) {

@@ -129,7 +129,7 @@ void rg_linked_add(const struct stat *st);
 int rg_linked_has(const struct stat *st);
 // Invalidates the kernel's attributes of every name of inode (dev, ino) it knows, except `skip`.
 void rg_inval_ino(rg_core_t *c, dev_t dev, ino_t ino, rg_node_t *skip);
-void rg_inval_node(rg_core_t *c, rg_node_t *n, int data);
+void rg_inval_node(rg_core_t *c, rg_node_t *n);
 
 // reach.c: where a name is, for the system calls on it
 typedef struct {

@@ -248,9 +248,10 @@ void rg_node_move (rg_node_t *n, rg_node_t *parent, const char *name) {
   rg_unlock();
 }
 
-void rg_inval_node (rg_core_t *c, rg_node_t *n, int data) {
-  rg_step_down();
-  fuse_lowlevel_notify_inval_inode(c->se, rg_node_id(n), data ? 0 : -1, 0);
+// A node's attributes only (offset -1; its pages stay): the kernel marks them stale under a
+// spinlock and waits for nothing a caller may hold, so the reading thread sends it itself.
+void rg_inval_node (rg_core_t *c, rg_node_t *n) {
+  fuse_lowlevel_notify_inval_inode(c->se, rg_node_id(n), -1, 0);
 }
 
 void rg_inval_ino (rg_core_t *c, dev_t dev, ino_t ino, rg_node_t *skip) {
@@ -261,8 +262,7 @@ void rg_inval_ino (rg_core_t *c, dev_t dev, ino_t ino, rg_node_t *skip) {
     if (p != skip && p->dev == dev && p->ino == ino && p->nlookup > 0) ids[n++] = rg_node_id(p);
   }
   rg_unlock();
-  // Outside the lock: the kernel may answer the notification with requests of its own. A node
-  // freed meanwhile is not a problem: the kernel ignores ids it no longer knows.
-  if (n > 0) rg_step_down();
+  // Outside the lock. A node freed meanwhile is not a problem: the kernel ignores ids it no longer
+  // knows. Attributes only: the reader may send these itself (rg_inval_node).
   for (int i = 0; i < n; i++) fuse_lowlevel_notify_inval_inode(c->se, ids[i], -1, 0);
 }

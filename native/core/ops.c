@@ -157,6 +157,8 @@ static int target_open (rg_core_t *c, rg_target_t *t, fuse_ino_t ino, int named)
 // --- the policy at each change -----------------------------------------------------------------
 
 static pthread_mutex_t copyup_lock = PTHREAD_MUTEX_INITIALIZER;
+// A copy-up of at most this much data is made by the reading thread itself (rg_step_down).
+#define RG_COPYUP_INLINE_BYTES (1u << 20)
 
 // The object test: a regular file or symlink whose inode someone else shares too. A nameless
 // inode is one while it has any link left: that link is someone else's.
@@ -180,8 +182,10 @@ static int stat_child (rg_node_t *parent, int dirfd, const char *name, struct st
   int differs = n != NULL && (n->dev != st->st_dev || n->ino != st->st_ino);
   rg_unlock();
   if (!differs) return 0;
-  rg_step_down(); // a copy-up may hold the lock while it notifies the kernel
-  pthread_mutex_lock(&copyup_lock);
+  if (pthread_mutex_trylock(&copyup_lock) != 0) {
+    rg_step_down(); // a copy-up is under way, and may take long
+    pthread_mutex_lock(&copyup_lock);
+  }
   int r = fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0 ? -errno : 0;
   pthread_mutex_unlock(&copyup_lock);
   return r;
@@ -196,8 +200,14 @@ static int copy_up (rg_core_t *c, rg_target_t *t, pid_t pid) {
   rg_rights_of(pid, &who);
   // An object a hook made by linking its own file: its user.ostreemeta is the hook's.
   who.unpack = !rg_linked_has(&t->st);
-  rg_step_down(); // copies data, and tells the kernel
-  pthread_mutex_lock(&copyup_lock);
+  // The reader hands over before it would wait: for another copy-up, or for a long copy. A
+  // copy-up holds copyup_lock only while it works on the backing filesystem, never while it tells
+  // the kernel, so waiting for it cannot wait for a request of ours.
+  if (t->st.st_size > RG_COPYUP_INLINE_BYTES) rg_step_down();
+  if (pthread_mutex_trylock(&copyup_lock) != 0) {
+    rg_step_down();
+    pthread_mutex_lock(&copyup_lock);
+  }
   rg_node_t *n = t->node;
   struct stat before = t->st;
   int copy = -1, objfd = -1, r = 0;
@@ -256,14 +266,19 @@ static int copy_up (rg_core_t *c, rg_target_t *t, pid_t pid) {
   rg_unlock();
   if (objfd >= 0) rg_node_detach(n, objfd);
   pthread_mutex_unlock(&copyup_lock);
+  // What the kernel holds of the name goes stale: its entry, where the name got a new node (an
+  // entry is dropped under its directory's lock, which a caller may hold while its own request
+  // waits: the reader hands over first); else the node's attributes (inode number, link count).
+  // Its pages stay: the copy's data is the object's.
   if (name) {
+    rg_step_down();
     fuse_lowlevel_notify_inval_entry(c->se, rg_node_id(parent), name, strlen(name));
     free(name);
   } else if (!t->nameless) {
-    rg_inval_node(c, n, 1);
+    rg_inval_node(c, n);
   }
   rg_inval_ino(c, before.st_dev, before.st_ino, n);
-  if (parent && !t->nameless) rg_inval_node(c, parent, 0);
+  if (parent && !t->nameless) rg_inval_node(c, parent);
   return objfd >= 0;
 }
 

@@ -95,8 +95,10 @@ void rg_reply_backing (int id) {
 // it sleeps), so a client's request after request costs no wake-up of a server thread. libfuse's
 // other threads wait for `reader` here. The reader hands over before anything that may wait long
 // or on the kernel: requests that move data or wait for the disk (by kind, at once), and, through
-// rg_step_down, a copy-up and every notification to the kernel (which may need a lock held by a
-// process whose own request must be read meanwhile). ROFILES_GUARD_FUSE_INLINE=off: every request
+// rg_step_down, a copy-up that must wait for another or copies more than 1 MiB, and a notification
+// that drops an entry (it needs a directory's lock, which a process may hold while its own request
+// must be read meanwhile). Attribute invalidations it sends itself: the kernel takes no such lock
+// for them. ROFILES_GUARD_FUSE_INLINE=off: every request
 // is handed over as it is read, as in libfuse's own loop. (libfuse's threads never exit while the
 // session runs: max_idle_threads is left at its default, -1.)
 static __thread pthread_mutex_t *held; // the session's `reader`, while this thread is it
