@@ -398,10 +398,28 @@ static void op_forget_multi (fuse_req_t req, size_t count, struct fuse_forget_da
   fuse_reply_none(req);
 }
 
+// A named node's attributes by one fstatat of its name in its directory's descriptor (a single
+// component, no symlink followed): nothing is decided on them, so no pin is needed. 0 when the name
+// still has the node's inode; anything else (gone, changed, a mount on it) takes the pinned way.
+static int stat_named (rg_core_t *c, fuse_ino_t ino, struct stat *st) {
+  rg_node_t *n = rg_node(ino);
+  rg_lock();
+  int plain = n->hashed && n->parent != NULL && !alias_node_locked(n);
+  rg_unlock();
+  if (!plain) return -EAGAIN;
+  rg_loc_t loc;
+  if (rg_loc_node(c, n, &loc) < 0) return -EAGAIN;
+  int r = fstatat(loc.dirfd, loc.name, st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0 ? -EAGAIN : 0;
+  rg_loc_done(&loc);
+  return r == 0 && rg_node_is(n, st) ? 0 : -EAGAIN;
+}
+
 // Always by name, never by the handle a fstat came with: after a copy-up an older handle is on
 // the object, and the name's attributes are the copy's.
 static void op_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   rg_core_t *c = CORE(req);
+  struct stat named;
+  if (stat_named(c, ino, &named) == 0) { fuse_reply_attr(req, &named, RG_TIMEOUT); return; }
   rg_target_t t;
   int r = target_open(c, &t, ino, 0);
   if (r == -EPERM && is_alias_node(rg_node(ino))) { struct stat st; alias_stat(c, &st); fuse_reply_attr(req, &st, RG_TIMEOUT); return; }
