@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { withEnv } from './helpers/env.js'
 import { useGuardedCheckout } from './helpers/guarded.js'
 
 const ctx = useGuardedCheckout()
@@ -29,6 +30,27 @@ describe.skipIf(!core)('metadata the kernel caches is never stale', () => {
     expect(fs.statSync(join(m, 'var/conf2')).nlink).toBe(before.nlink - 1)
     expect(fs.readFileSync(join(m, 'etc/conf'), 'utf8')).toBe('original config\nx\n')
   })
+
+  // The reading thread makes a small copy-up itself and tells the kernel only the attributes went
+  // stale (not the pages: the copy's data is the object's). Through the mount and on disk alike,
+  // with passthrough and without (where reads come from the kernel's page cache of the name).
+  for (const passthrough of [true, false]) {
+    it(`a chmod's copy-up: the name, the object's other name and the directory as on disk at once, the data unchanged (passthrough ${passthrough ? 'on' : 'off'})`, async () => {
+      const { co, m } = await withEnv(passthrough ? {} : { ROFILES_GUARD_PASSTHROUGH: '0' }, () => ctx.mount('copyup'))
+      fs.linkSync(join(m, 'etc/conf'), join(m, 'var/conf2'))
+      const data = fs.readFileSync(join(m, 'etc/conf'), 'utf8') // its pages in the kernel's cache
+      const dirBefore = fs.statSync(join(m, 'etc'), { bigint: true })
+      fs.chmodSync(join(m, 'etc/conf'), 0o600)
+      const seen = (p: string): string => { const s = fs.statSync(p, { bigint: true }); return `${s.ino} ${s.nlink} ${s.mode} ${s.ctimeNs} ${s.mtimeNs} ${s.size}` }
+      for (const p of ['etc/conf', 'var/conf2', 'etc']) expect(seen(join(m, p)), p).toBe(seen(join(co, p)))
+      expect(fs.statSync(join(m, 'etc/conf')).nlink).toBe(1)
+      expect(fs.statSync(join(m, 'etc'), { bigint: true }).mtimeNs).toBe(dirBefore.mtimeNs)
+      expect(fs.readFileSync(join(m, 'etc/conf'), 'utf8')).toBe(data)
+      fs.appendFileSync(join(m, 'etc/conf'), 'more\n')
+      expect(fs.readFileSync(join(m, 'etc/conf'), 'utf8')).toBe(`${data}more\n`)
+      expect(fs.readFileSync(join(m, 'var/conf2'), 'utf8')).toBe(data)
+    })
+  }
 
   it('link and unlink show the link count and ctime on the other name at once (pjdfstest link/00.t)', async () => {
     const { m } = await ctx.mount('deny')
