@@ -130,6 +130,11 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
   })
 }
 
+/** What a workload is given besides its directory: the repo, the checkout, its subtree, the fixture dir. */
+function workloadContext (r, co) {
+  return { repo: r.repo, co, subpath: fs.existsSync(join(co, 'linux')) ? '/linux' : '/d0', cache: r.dir }
+}
+
 function measure (r0, names, wls, measured, warmUp, label, fresh = null) {
   const samples = {}
   const disk = {}
@@ -151,7 +156,7 @@ function measure (r0, names, wls, measured, warmUp, label, fresh = null) {
           k++
           if (w.needs && !w.needs(dir)) continue
           progress(`${label} ${k}/${total}: ${w.label}, ${TARGETS[t].label}, round ${round + 1}/${rounds}${keep ? '' : ' (warm-up)'}`)
-          const ctx = { repo: r.repo, co, subpath: fs.existsSync(join(co, 'linux')) ? '/linux' : '/d0', cache: r.dir }
+          const ctx = workloadContext(r, co)
           w.before?.(dir, round, ctx)
           if (w.cold) dropCaches()
           const sectors = diskSectorsRead()
@@ -334,7 +339,7 @@ process.stderr.write(`bench: about ${minutes} minute${minutes === 1 ? '' : 's'} 
 if (opt['fresh-fs']) {
   // The fixture files the workloads make on first use, made here so that the template has them.
   const co = freshCheckout(r, 'co-prime')
-  const ctx = { repo: r.repo, co, subpath: fs.existsSync(join(co, 'linux')) ? '/linux' : '/d0', cache: r.dir }
+  const ctx = workloadContext(r, co)
   for (const w of WORKLOADS.filter(x => x.id === 'tar' || x.id === 'read-big')) { w.before?.(co, 0, ctx); w.after?.(co, 0, ctx) }
   fs.rmSync(co, { recursive: true, force: true })
   freshFs = freshFilesystems(r, ['extract.tar', 'read-256MiB.bin'])

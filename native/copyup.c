@@ -133,14 +133,13 @@ static int copy_data (int in, int out, const struct stat *st) {
     if (ioctl(out, FICLONE, in) == 0) return 0;
     if (errno == EOPNOTSUPP || errno == EINVAL || errno == EXDEV || errno == ENOTTY) __atomic_store_n(&no_reflink_dev, dev, __ATOMIC_RELAXED);
   }
-  int copied = 0;
   off_t done = 0;
   while (done < st->st_size) {
     ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t) (st->st_size - done), 0);
-    if (n > 0) { copied = 1; done += n; continue; }
+    if (n > 0) { done += n; continue; }
     if (n == 0) return 0;
     if (errno == EINTR) continue;
-    return (!copied && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) ? copy_rw(in, out) : -errno;
+    return (done == 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) ? copy_rw(in, out) : -errno;
   }
   return 0;
 }

@@ -172,8 +172,9 @@ void rg_reply_backing(int id);
 // where the request is read (or taken from the ring), ended where its reply is sent.
 struct fuse_in_header;
 void rg_request_begin(rg_core_t *c, const struct fuse_in_header *h, const void *in, size_t len);
-// Before anything that may wait long or on the kernel (a copy-up, a notification): the thread
-// stops being the one that reads /dev/fuse, so that another reads meanwhile (passthrough.c).
+// Before anything that may wait long or on a lock a caller may hold (waiting for another copy-up,
+// a long copy, dropping an entry): the thread stops being the one that reads /dev/fuse, so that
+// another reads meanwhile (passthrough.c).
 void rg_step_down(void);
 // The request being served carries FUSE_OPEN_KILL_SUIDGID or FUSE_WRITE_KILL_SUIDGID (where
 // FUSE_HANDLE_KILLPRIV_V2 was negotiated): the caller lacks CAP_FSETID, and the file's set-id bits

@@ -160,6 +160,15 @@ static pthread_mutex_t copyup_lock = PTHREAD_MUTEX_INITIALIZER;
 // A copy-up of at most this much data is made by the reading thread itself (rg_step_down).
 #define RG_COPYUP_INLINE_BYTES (1u << 20)
 
+// copyup_lock, the reader handing over first where it would wait: a copy-up is under way, and
+// may take long. (A copy-up holds the lock only while it works on the backing filesystem, never
+// while it tells the kernel, so waiting for it cannot wait for a request of ours.)
+static void copyup_lock_take (void) {
+  if (pthread_mutex_trylock(&copyup_lock) == 0) return;
+  rg_step_down();
+  pthread_mutex_lock(&copyup_lock);
+}
+
 // The object test: a regular file or symlink whose inode someone else shares too. A nameless
 // inode is one while it has any link left: that link is someone else's.
 static int is_object (const rg_target_t *t, const struct stat *st) {
@@ -182,10 +191,7 @@ static int stat_child (rg_node_t *parent, int dirfd, const char *name, struct st
   int differs = n != NULL && (n->dev != st->st_dev || n->ino != st->st_ino);
   rg_unlock();
   if (!differs) return 0;
-  if (pthread_mutex_trylock(&copyup_lock) != 0) {
-    rg_step_down(); // a copy-up is under way, and may take long
-    pthread_mutex_lock(&copyup_lock);
-  }
+  copyup_lock_take();
   int r = fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0 ? -errno : 0;
   pthread_mutex_unlock(&copyup_lock);
   return r;
@@ -200,14 +206,9 @@ static int copy_up (rg_core_t *c, rg_target_t *t, pid_t pid) {
   rg_rights_of(pid, &who);
   // An object a hook made by linking its own file: its user.ostreemeta is the hook's.
   who.unpack = !rg_linked_has(&t->st);
-  // The reader hands over before it would wait: for another copy-up, or for a long copy. A
-  // copy-up holds copyup_lock only while it works on the backing filesystem, never while it tells
-  // the kernel, so waiting for it cannot wait for a request of ours.
+  // The reader hands over before a long copy, or before it would wait for another copy-up.
   if (t->st.st_size > RG_COPYUP_INLINE_BYTES) rg_step_down();
-  if (pthread_mutex_trylock(&copyup_lock) != 0) {
-    rg_step_down();
-    pthread_mutex_lock(&copyup_lock);
-  }
+  copyup_lock_take();
   rg_node_t *n = t->node;
   struct stat before = t->st;
   int copy = -1, objfd = -1, r = 0;
